@@ -1,0 +1,1 @@
+"""Built-in model-family adapters (CLIP, FLAVA, BERT+ViT fusion), each a plugin."""

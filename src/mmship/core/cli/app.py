@@ -1,0 +1,109 @@
+"""The root Typer app and ``main()``: exit codes and error handling for every command.
+
+Exit codes: 0 success; 1 a user error (one paragraph with the fix, no traceback unless
+``--debug`` or ``MMSHIP_DEBUG=1``); 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+import click
+import typer
+
+from mmship import __version__
+from mmship.core.cli.console import console, print_error
+from mmship.core.errors import MmshipError
+
+#: Modules with a ``register(app)`` function, one per command group.
+COMMAND_MODULES: tuple[str, ...] = (
+    "mmship.core.cli.plugins_cmd",
+    "mmship.core.cli.adapters_cmd",
+    "mmship.core.cli.init_cmd",
+    "mmship.core.cli.check_cmd",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"mmship {__version__}")
+        raise typer.Exit(0)
+
+
+def build_app(with_plugins: bool = True) -> typer.Typer:
+    """The ``mmship`` app with the built-in commands and, unless told not to, the commands
+    plugins add through ``mmship_register_commands``."""
+    app = typer.Typer(
+        name="mmship",
+        help="Ship Hugging Face multimodal models (CLIP, FLAVA, fusion) from checkpoint to endpoint.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode="rich",
+    )
+
+    @app.callback()
+    def _root(
+        version: bool = typer.Option(
+            False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+        debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    ) -> None:
+        """mmship: build, serve, deploy and benchmark multimodal models."""
+        if debug:
+            os.environ["MMSHIP_DEBUG"] = "1"
+
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(app)
+    if with_plugins:
+        from mmship.core.manager import get_plugin_manager
+
+        manager = get_plugin_manager()
+        for impl in manager.pm.hook.mmship_register_commands.get_hookimpls():
+            try:
+                impl.function(app=app)
+            except Exception as exc:  # a plugin's commands must not break the CLI
+                record = manager.records.get(impl.plugin_name)
+                if record is not None:
+                    record.status = "failed"
+                    record.error = f"mmship_register_commands failed: {type(exc).__name__}: {exc}"
+    return app
+
+
+def _debug(argv: Sequence[str]) -> bool:
+    return "--debug" in argv or os.environ.get("MMSHIP_DEBUG", "") not in {"", "0"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns (and, as a console script, exits with) the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        app = build_app()
+        command = typer.main.get_command(app)
+        result = command.main(args=args, prog_name="mmship", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except MmshipError as exc:
+        if _debug(args):
+            traceback.print_exc()
+        print_error(exc.message, exc.hint)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        print_error("aborted")
+        return 1
+    except click.ClickException as exc:  # usage errors
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print_error("interrupted")
+        return 130
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Hook specifications: the public extension API of mmship.
+
+Third-party packages implement these with ``@mmship.hookimpl`` in a module exposed through
+the ``mmship`` entry-point group. mmship's own adapters, stages and targets are plugins
+implementing the same hooks.
+
+Two kinds of hooks:
+
+* **registration** hooks, called once when the plugin manager starts: a plugin hands
+  classes to a ``register`` callback (adapters, targets) or adds Typer commands;
+* **stage** hooks, ``firstresult``: the first implementation that returns something other
+  than ``None`` decides; returning ``None`` declines and lets the next plugin try.
+  Later-registered plugins are asked first, so a third party can override a built-in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from mmship import PROJECT_NAME
+
+if TYPE_CHECKING:
+    import typer
+
+    from mmship.core.adapter import Adapter
+    from mmship.core.config import DeployConfig
+    from mmship.core.payload import DecodedRequest, EncodedRequest, PayloadInputs
+    from mmship.core.specs import ExportedGraph, PreprocessSpec
+    from mmship.core.stages import ExportOptions, OptimizeOptions, QuantizeOptions
+    from mmship.core.target import Deployment, DeployPlan, Target
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+
+
+# --- registration -----------------------------------------------------------------
+
+
+@hookspec
+def mmship_register_adapters(register: Callable[[type[Adapter]], None]) -> None:
+    """Register model-family adapters.
+
+    :param register: call ``register(AdapterClass)`` once per adapter class; the class
+        must subclass :class:`mmship.core.adapter.Adapter` and have a unique ``name``.
+    """
+
+
+@hookspec
+def mmship_register_targets(register: Callable[[type[Target]], None]) -> None:
+    """Register deploy targets.
+
+    :param register: call ``register(TargetClass)`` once per target class; the class must
+        subclass :class:`mmship.core.target.Target` and have a unique ``name``.
+    """
+
+
+@hookspec
+def mmship_register_commands(app: typer.Typer) -> None:
+    """Add commands to the ``mmship`` command line.
+
+    :param app: the root Typer application; use ``@app.command()`` or ``app.add_typer``.
+    """
+
+
+# --- build stages -----------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def mmship_align_preprocess(adapter: Adapter, source: Path) -> PreprocessSpec | None:
+    """Read a model's Hugging Face processor and write down exactly what the server must
+    do to images and texts (resize, crop, rescale, normalise, tokenize, pad).
+
+    :param adapter: the adapter of the model being built.
+    :param source: the local model folder holding the processor files.
+    :return: the preprocessing spec, or ``None`` to let another plugin decide.
+    """
+
+
+@hookspec(firstresult=True)
+def mmship_export(
+    adapter: Adapter, model: Any, workdir: Path, options: ExportOptions
+) -> list[ExportedGraph] | None:
+    """Export the eager model to graphs: one per tower, dynamic batch axis on every input
+    and output.
+
+    :param adapter: the adapter of the model; its ``export_modules`` gives the modules.
+    :param model: the eager model the adapter loaded.
+    :param workdir: folder to write the graphs into.
+    :param options: opset and example batch size.
+    :return: the exported graphs, or ``None`` to decline.
+    """
+
+
+@hookspec(firstresult=True)
+def mmship_quantize(
+    graph: ExportedGraph, precision: str, workdir: Path, options: QuantizeOptions
+) -> ExportedGraph | None:
+    """Convert an fp32 graph to another precision.
+
+    :param graph: the fp32 graph.
+    :param precision: the precision asked for (``fp16`` or ``int8``).
+    :param workdir: folder to write the new graph into.
+    :param options: int8 mode (dynamic/static), per-channel, calibration data.
+    :return: the converted graph, or ``None`` when this plugin does not handle
+        ``precision``.
+    """
+
+
+@hookspec(firstresult=True)
+def mmship_optimize(
+    graph: ExportedGraph, workdir: Path, options: OptimizeOptions
+) -> ExportedGraph | None:
+    """Optimize a graph for serving. An implementation measures the speed-up and returns
+    the original graph when the optimization does not help.
+
+    :param graph: the graph to optimize.
+    :param workdir: folder to write the optimized graph into.
+    :param options: optimization level and the minimum speed-up worth keeping.
+    :return: the graph to ship, or ``None`` to decline.
+    """
+
+
+# --- deploy and payloads ------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def mmship_deploy(
+    bundle: Any, config: DeployConfig | None, target: Target, plan: DeployPlan
+) -> Deployment | None:
+    """Carry out a deployment plan.
+
+    :param bundle: the loaded, checksum-verified bundle.
+    :param config: the validated deploy config, or ``None`` when deploying with defaults.
+    :param target: the target instance chosen with ``--target`` or ``target.name``.
+    :param plan: the plan printed to the user, from ``target.plan``.
+    :return: the deployment, or ``None`` to let another plugin (finally the target
+        itself) handle it.
+    """
+
+
+@hookspec(firstresult=True)
+def mmship_encode_payload(inputs: PayloadInputs, protocol: str) -> EncodedRequest | None:
+    """Encode client inputs into an HTTP request for one protocol.
+
+    :param inputs: encoded images, texts and raw tensors.
+    :param protocol: protocol name, e.g. ``v2``, ``v2-binary``, ``embed``.
+    :return: the request, or ``None`` when this plugin does not speak ``protocol``.
+    """
+
+
+@hookspec(firstresult=True)
+def mmship_decode_payload(
+    body: bytes, headers: Mapping[str, str], protocol: str
+) -> DecodedRequest | None:
+    """Decode an HTTP request body on the server side.
+
+    :param body: the raw request body.
+    :param headers: the request headers (lower-case names).
+    :param protocol: protocol name, e.g. ``v2``, ``embed``.
+    :return: the decoded request, or ``None`` when this plugin does not speak ``protocol``.
+    """

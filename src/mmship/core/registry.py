@@ -1,0 +1,125 @@
+"""Registries of adapter and target classes, filled by the registration hooks."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Mapping
+from typing import Any, Generic, TypeVar
+
+from mmship.core.adapter import Adapter
+from mmship.core.errors import AdapterError, DeployError, PluginError
+from mmship.core.target import Target
+
+T = TypeVar("T", Adapter, Target)
+
+
+class Registry(Generic[T]):
+    """Classes by unique ``name``, remembering which plugin registered each."""
+
+    kind: str = "class"
+    base: type
+
+    def __init__(self) -> None:
+        self._classes: dict[str, type[T]] = {}
+        self._owners: dict[str, str] = {}
+
+    def add(self, cls: type[T], owner: str) -> None:
+        """Add ``cls``; raises :class:`PluginError` for a non-subclass or a taken name."""
+        if not (isinstance(cls, type) and issubclass(cls, self.base)):
+            raise PluginError(
+                f"plugin {owner!r} registered {cls!r} as a {self.kind}, but it is not a "
+                f"subclass of {self.base.__module__}.{self.base.__name__}",
+                hint=f"subclass {self.base.__name__} and pass the class itself to register()",
+            )
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str) or not name:
+            raise PluginError(
+                f"plugin {owner!r} registered {self.kind} {cls.__name__} without a name",
+                hint=f"set the class attribute name = '...' on {cls.__name__}",
+            )
+        if name in self._classes and self._classes[name] is not cls:
+            raise PluginError(
+                f"{self.kind} name {name!r} from plugin {owner!r} is already taken by "
+                f"plugin {self._owners[name]!r}",
+                hint=f"rename one of the two, or disable one with MMSHIP_DISABLE_PLUGINS={owner}",
+            )
+        self._classes[name] = cls
+        self._owners[name] = owner
+
+    def owner(self, name: str) -> str:
+        """The plugin that registered ``name``."""
+        return self._owners[name]
+
+    def names(self) -> list[str]:
+        """Registered names, sorted."""
+        return sorted(self._classes)
+
+    def __iter__(self) -> Iterator[type[T]]:
+        return iter(self._classes[n] for n in self.names())
+
+    def __len__(self) -> int:
+        return len(self._classes)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._classes
+
+    def _unknown(self, name: str) -> str:
+        close = difflib.get_close_matches(name, self.names(), n=1)
+        known = ", ".join(self.names()) or "none"
+        suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"no {self.kind} called {name!r}{suggestion}; known: {known}"
+
+
+class AdapterRegistry(Registry[Adapter]):
+    """Adapters by name, with auto-detection from ``config.json``."""
+
+    kind = "adapter"
+    base = Adapter
+
+    def get(self, name: str) -> type[Adapter]:
+        """The adapter class called ``name``."""
+        try:
+            return self._classes[name]
+        except KeyError:
+            raise AdapterError(
+                self._unknown(name),
+                hint="run `mmship adapters` to list adapters, or install the plugin that provides it",
+            ) from None
+
+    def detect(self, hf_config: Mapping[str, Any], where: str = "config.json") -> type[Adapter]:
+        """The one adapter matching ``hf_config``; errors name what was found and the fix."""
+        matches = [cls for cls in self if cls.matches(hf_config)]
+        model_type = hf_config.get("model_type")
+        archs = hf_config.get("architectures") or []
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            served = sorted({t for cls in self for t in cls.model_types})
+            raise AdapterError(
+                f"no adapter matches {where} (model_type={model_type!r}, "
+                f"architectures={archs}); adapters serve model types: {', '.join(served)}",
+                hint="pass --adapter NAME if one fits, or install a plugin that adds an "
+                "adapter for this model family (see docs/writing-an-adapter.md)",
+            )
+        names = ", ".join(cls.name for cls in matches)
+        raise AdapterError(
+            f"several adapters match {where} (model_type={model_type!r}): {names}",
+            hint="choose one with --adapter NAME (or model.adapter in deploy_config.yaml)",
+        )
+
+
+class TargetRegistry(Registry[Target]):
+    """Deploy targets by name."""
+
+    kind = "target"
+    base = Target
+
+    def get(self, name: str) -> type[Target]:
+        """The target class called ``name``."""
+        try:
+            return self._classes[name]
+        except KeyError:
+            raise DeployError(
+                self._unknown(name),
+                hint="run `mmship plugins` to see the targets, or install the plugin that provides it",
+            ) from None

@@ -1,0 +1,15 @@
+"""mmship's built-in plugins: stages, runtime, targets and payload codecs.
+
+They are registered exactly like third-party plugins, by name, through
+:meth:`mmship.core.manager.PluginManager.load_builtins`; ``MMSHIP_DISABLE_PLUGINS``
+disables them by the names below. Modules are imported only when the manager starts.
+"""
+
+from __future__ import annotations
+
+#: Plugin name -> module implementing its hooks.
+BUILTIN_PLUGINS: dict[str, str] = {
+    "adapter-clip": "mmship.adapters.clip",
+    "adapter-flava": "mmship.adapters.flava",
+    "adapter-fusion": "mmship.adapters.fusion",
+}
