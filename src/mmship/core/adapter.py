@@ -55,6 +55,10 @@ class Adapter(ABC):
     #: A representative ``config.json`` (the family's default size), used to describe the
     #: adapter when no model is at hand.
     example_config: ClassVar[Mapping[str, Any]] = {}
+    #: ``graphs``: the bundle carries ONNX graphs (served by mmship's runtime);
+    #: ``weights``: it carries the safetensors checkpoint and processor for platforms that
+    #: serve Hugging Face checkpoints themselves (e.g. vision-language chat models).
+    bundle_kind: ClassVar[str] = "graphs"
 
     def __init__(self, hf_config: Mapping[str, Any]) -> None:
         self.hf_config: dict[str, Any] = dict(hf_config)
@@ -112,6 +116,11 @@ class Adapter(ABC):
     def export_modules(self, model: Any, batch_size: int = 2) -> list[ExportModule]:
         """Torch modules to export, one per graph, with example inputs."""
         raise NotImplementedError(f"adapter {self.name!r} cannot export")
+
+    def bundle_data(self, model: Any) -> dict[str, Any]:
+        """Values the runtime needs besides the graphs (e.g. CLIP's ``logit_scale``),
+        stored in the manifest's ``adapter_data``."""
+        return {}
 
 
 def describe(adapter: Adapter) -> dict[str, Any]:

@@ -7,7 +7,7 @@ These are plain pydantic models so they serialise into the bundle manifest and i
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -129,3 +129,4 @@ class ExportedGraph(_Strict):
     outputs: list[TensorSpec]
     opset: int | None = None
     notes: list[str] = Field(default_factory=list)
+    report: dict[str, Any] = Field(default_factory=dict, description="figures measured by the stage")

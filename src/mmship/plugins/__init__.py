@@ -12,4 +12,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "adapter-clip": "mmship.adapters.clip",
     "adapter-flava": "mmship.adapters.flava",
     "adapter-fusion": "mmship.adapters.fusion",
+    "export-onnx": "mmship.plugins.export_onnx",
+    "quantize-ort": "mmship.plugins.quantize",
+    "optimize-ort": "mmship.plugins.optimize",
 }

@@ -25,6 +25,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mmship.core.cli.adapters_cmd",
     "mmship.core.cli.init_cmd",
     "mmship.core.cli.check_cmd",
+    "mmship.core.cli.build_cmd",
+    "mmship.core.cli.inspect_cmd",
 )
 
 

@@ -1,0 +1,216 @@
+"""The on-disk bundle: the unit that is served and deployed.
+
+```
+bundle/
+  mmship.yaml     manifest: adapter, source, specs, preprocessing, serving params,
+                  graphs per precision, sha256 of every file
+  graphs/         <graph>.<precision>.onnx
+  processor/      tokenizer and image-processor files as saved by Hugging Face
+  hf/             config.json (and, for weight-served targets, the safetensors)
+  report.json     parity and accuracy figures
+```
+
+Bundles are written into a temporary sibling folder and renamed into place, so an
+interrupted build leaves nothing half-written. Loading verifies every checksum and
+refuses a tampered bundle, naming the file.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mmship import __version__
+from mmship.core.errors import BundleError
+from mmship.core.specs import GraphSpec, PreprocessSpec, ServingParams, TensorSpec
+
+MANIFEST = "mmship.yaml"
+REPORT = "report.json"
+FORMAT_VERSION = 1
+
+
+class SourceInfo(BaseModel):
+    """Where the model came from."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str | None = None
+    hub_id: str | None = None
+    revision: str | None = None
+
+
+class GraphFile(BaseModel):
+    """One graph file of the bundle at one precision."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    precision: str
+    file: str
+    inputs: list[str]
+    outputs: list[str]
+    opset: int | None = None
+
+
+class BundleManifest(BaseModel):
+    """``mmship.yaml``: everything a runtime or target needs to know about a bundle."""
+
+    model_config = ConfigDict(extra="forbid")
+    format_version: int = FORMAT_VERSION
+    mmship_version: str = __version__
+    created_at: str = Field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    name: str
+    adapter: str
+    source: SourceInfo
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    graph_specs: list[GraphSpec]
+    graphs: list[GraphFile] = Field(default_factory=list)
+    preprocess: PreprocessSpec | None = None
+    serving_params: ServingParams
+    precisions: list[str] = Field(default_factory=list)
+    adapter_data: dict[str, Any] = Field(default_factory=dict)
+    files: dict[str, str] = Field(default_factory=dict, description="relative path -> sha256")
+
+    def graph(self, name: str, precision: str) -> GraphFile:
+        """The graph file for one tower at one precision."""
+        for graph in self.graphs:
+            if graph.name == name and graph.precision == precision:
+                return graph
+        have = ", ".join(sorted({g.precision for g in self.graphs if g.name == name})) or "none"
+        raise BundleError(
+            f"the bundle has no {precision} graph for {name!r} (precisions built: {have})",
+            hint=f"rebuild with `mmship build ... --precision {precision}` or serve one of: {have}",
+        )
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Bundle:
+    """A loaded bundle: its folder, manifest and report."""
+
+    def __init__(self, root: Path, manifest: BundleManifest, report: dict[str, Any]) -> None:
+        self.root = Path(root)
+        self.manifest = manifest
+        self.report = report
+
+    @classmethod
+    def load(cls, root: str | Path, verify: bool = True) -> Bundle:
+        """Read a bundle; with ``verify`` (the default) check every file's sha256."""
+        root = Path(root)
+        manifest_path = root / MANIFEST
+        if not manifest_path.is_file():
+            raise BundleError(
+                f"{root} is not an mmship bundle (no {MANIFEST})",
+                hint="build one with `mmship build MODEL --out BUNDLE`",
+            )
+        try:
+            raw = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
+            manifest = BundleManifest.model_validate(raw)
+        except (yaml.YAMLError, ValidationError) as exc:
+            raise BundleError(
+                f"{manifest_path} is damaged: {exc}", hint="rebuild the bundle with `mmship build`"
+            ) from exc
+        if manifest.format_version > FORMAT_VERSION:
+            raise BundleError(
+                f"{root} uses bundle format {manifest.format_version}; this mmship reads up to {FORMAT_VERSION}",
+                hint="upgrade mmship",
+            )
+        if verify:
+            verify_files(root, manifest.files)
+        report_path = root / REPORT
+        report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+        return cls(root, manifest, report)
+
+    def path(self, relative: str) -> Path:
+        """Absolute path of a file inside the bundle."""
+        return self.root / relative
+
+    def graph_path(self, name: str, precision: str) -> Path:
+        """Absolute path of the graph for ``name`` at ``precision``."""
+        return self.root / self.manifest.graph(name, precision).file
+
+
+def verify_files(root: Path, files: dict[str, str]) -> None:
+    """Raise :class:`BundleError` naming the first missing or changed file."""
+    for relative, expected in sorted(files.items()):
+        path = root / relative
+        if not path.is_file():
+            raise BundleError(
+                f"bundle {root} is missing {relative}",
+                hint="the bundle was damaged or partly copied; rebuild it or copy it again whole",
+            )
+        actual = sha256_file(path)
+        if actual != expected:
+            raise BundleError(
+                f"bundle {root} failed its checksum: {relative} has sha256 {actual[:16]}..., "
+                f"the manifest says {expected[:16]}...; the file was modified after the build",
+                hint="rebuild the bundle with `mmship build`, or restore the original file",
+            )
+
+
+class BundleWriter:
+    """Write a bundle into a temporary sibling folder and rename it into place.
+
+    Use as a context manager; on an exception the temporary folder is removed and an
+    existing bundle at ``dest`` is left untouched.
+    """
+
+    def __init__(self, dest: str | Path, overwrite: bool = False) -> None:
+        self.dest = Path(dest).resolve()
+        self.overwrite = overwrite
+        if self.dest.exists() and not overwrite:
+            raise BundleError(
+                f"{self.dest} already exists", hint="pass --force to replace it, or choose another --out"
+            )
+        self.dest.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.tmp-", dir=self.dest.parent))
+
+    def __enter__(self) -> BundleWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def dir(self, relative: str) -> Path:
+        """A folder inside the bundle being written (created)."""
+        path = self.tmp / relative
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def commit(self, manifest: BundleManifest, report: dict[str, Any]) -> Path:
+        """Write report and manifest (with checksums of every file) and move into place."""
+        (self.tmp / REPORT).write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
+        manifest.files = {
+            p.relative_to(self.tmp).as_posix(): sha256_file(p)
+            for p in sorted(self.tmp.rglob("*"))
+            if p.is_file() and p.name != MANIFEST
+        }
+        text = yaml.safe_dump(manifest.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+        (self.tmp / MANIFEST).write_text(text, encoding="utf-8")
+        backup = None
+        if self.dest.exists():
+            backup = self.dest.with_name(f".{self.dest.name}.old-{os.getpid()}")
+            os.replace(self.dest, backup)
+        os.replace(self.tmp, self.dest)
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+        return self.dest

@@ -1,0 +1,228 @@
+"""``mmship build``: load -> align -> export -> quantize -> optimize -> validate -> write.
+
+Each stage is a hook (``mmship_align_preprocess``, ``mmship_export``, ``mmship_quantize``,
+``mmship_optimize``); this module only orders them, records what they measured and
+writes the bundle atomically.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmship.core.adapter import Adapter, LoadOptions
+from mmship.core.bundle import BundleManifest, BundleWriter, GraphFile, SourceInfo
+from mmship.core.errors import BuildError
+from mmship.core.manager import PluginManager, get_plugin_manager
+from mmship.core.model_source import looks_like_hub_id, read_hf_config, read_weight_shapes, resolve_source
+from mmship.core.progress import StageReporter
+from mmship.core.specs import PRECISIONS, ExportedGraph, PreprocessSpec, ServingParams
+from mmship.core.stages import ExportOptions, OptimizeOptions, QuantizeOptions
+
+#: Processor and tokenizer files copied into the bundle.
+PROCESSOR_FILES = (
+    "preprocessor_config.json", "processor_config.json", "tokenizer.json", "tokenizer_config.json",
+    "special_tokens_map.json", "vocab.json", "merges.txt", "vocab.txt", "added_tokens.json",
+)
+
+
+@dataclass
+class BuildRequest:
+    """Everything ``mmship build`` was asked for."""
+
+    source: str
+    out: Path
+    adapter: str = "auto"
+    precisions: list[str] = field(default_factory=lambda: ["fp32", "int8"])
+    revision: str | None = None
+    trust_remote_code: bool = False
+    serving_params: ServingParams | None = None
+    name: str | None = None
+    max_accuracy_loss: float = 0.005
+    export: ExportOptions = field(default_factory=ExportOptions)
+    quantize: QuantizeOptions = field(default_factory=QuantizeOptions)
+    optimize: OptimizeOptions = field(default_factory=OptimizeOptions)
+    overwrite: bool = False
+
+
+def _check_precisions(precisions: list[str]) -> list[str]:
+    unknown = [p for p in precisions if p not in PRECISIONS]
+    if unknown:
+        raise BuildError(
+            f"unknown precision {', '.join(unknown)}; expected one of {', '.join(PRECISIONS)}",
+            hint="pass e.g. --precision fp32 --precision int8",
+        )
+    return ["fp32", *[p for p in dict.fromkeys(precisions) if p != "fp32"]]
+
+
+def _choose_adapter(manager: PluginManager, name: str, hf_config: dict[str, Any], folder: Path) -> Adapter:
+    registry = manager.adapters()
+    cls = registry.detect(hf_config, where=str(folder / "config.json")) if name == "auto" else registry.get(name)
+    return cls(hf_config)
+
+
+def _copy_processor(folder: Path, dest: Path) -> list[str]:
+    copied = []
+    for name in PROCESSOR_FILES:
+        if (folder / name).is_file():
+            shutil.copy2(folder / name, dest / name)
+            copied.append(name)
+    return copied
+
+
+def _manifest(request: BuildRequest, adapter: Adapter, **fields: Any) -> BundleManifest:
+    is_hub = looks_like_hub_id(request.source) and not Path(request.source).exists()
+    return BundleManifest(
+        name=request.name or Path(request.source.rstrip("/")).name,
+        adapter=adapter.name,
+        source=SourceInfo(
+            hub_id=request.source if is_hub else None,
+            path=None if is_hub else str(Path(request.source).resolve()),
+            revision=request.revision,
+        ),
+        inputs=adapter.input_specs(),
+        outputs=adapter.output_specs(),
+        graph_specs=adapter.graph_specs(),
+        serving_params=request.serving_params or adapter.default_serving_params(),
+        **fields,
+    )
+
+
+def _write_weights_bundle(
+    request: BuildRequest, writer: BundleWriter, adapter: Adapter, folder: Path,
+    reporter: StageReporter, report: dict[str, Any],
+) -> Path:
+    """A bundle of the safetensors checkpoint, config and processor (no graphs), for
+    targets that serve Hugging Face checkpoints themselves."""
+    with reporter.stage("write", "copying checkpoint and processor") as rec:
+        hf_dir = writer.dir("hf")
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and (path.suffix in {".safetensors", ".json", ".txt", ".model", ".jinja"}):
+                shutil.copy2(path, hf_dir / path.name)
+        _copy_processor(folder, writer.dir("processor"))
+        report["stages"] = {t.name: round(t.seconds, 3) for t in reporter.timings}
+        path = writer.commit(_manifest(request, adapter, precisions=[]), report)
+        rec.detail = str(path)
+    return path
+
+
+def build(request: BuildRequest, reporter: StageReporter | None = None) -> Path:
+    """Build a verified bundle at ``request.out``; returns its path."""
+    reporter = reporter or StageReporter()
+    manager = get_plugin_manager()
+    hook = manager.hook
+    precisions = _check_precisions(request.precisions)
+    writer = BundleWriter(request.out, overwrite=request.overwrite)
+    with writer, tempfile.TemporaryDirectory(prefix="mmship-build-") as scratch:
+        work = Path(scratch)
+        report: dict[str, Any] = {"stages": {}}
+
+        with reporter.stage("load", f"loading {request.source}") as rec:
+            folder = resolve_source(request.source, request.revision)
+            hf_config = read_hf_config(folder)
+            adapter = _choose_adapter(manager, request.adapter, hf_config, folder)
+            adapter.check_dimensions(read_weight_shapes(folder))
+            rec.detail = f"adapter {adapter.name}"
+            if adapter.bundle_kind == "graphs":
+                model = adapter.load_model(folder, LoadOptions(request.revision, request.trust_remote_code))
+                adapter_data = adapter.bundle_data(model)
+        if adapter.bundle_kind == "weights":  # served from the checkpoint: nothing to export
+            return _write_weights_bundle(request, writer, adapter, folder, reporter, report)
+
+        with reporter.stage("align", "aligning preprocessing with the HF processor") as rec:
+            preprocess: PreprocessSpec | None = hook.mmship_align_preprocess(adapter=adapter, source=folder)
+            if preprocess is None:
+                raise BuildError(
+                    f"no plugin could read the processor files in {folder}",
+                    hint="save the processor next to the model (processor.save_pretrained(folder))",
+                )
+            copied = _copy_processor(folder, writer.dir("processor"))
+            shutil.copy2(folder / "config.json", writer.dir("hf") / "config.json")
+            rec.detail = f"{len(copied)} processor files"
+
+        with reporter.stage("export", "exporting ONNX graphs") as rec:
+            graphs_fp32: list[ExportedGraph] | None = hook.mmship_export(
+                adapter=adapter, model=model, workdir=work, options=request.export
+            )
+            if not graphs_fp32:
+                raise BuildError(f"no plugin exported adapter {adapter.name!r}", hint="check `mmship plugins`")
+            report["parity"] = {g.name: g.report.get("parity", {}) for g in graphs_fp32}
+            worst = min((g.report.get("parity", {}).get("min_cosine", 1.0) for g in graphs_fp32), default=1.0)
+            rec.detail = f"{len(graphs_fp32)} graphs, parity min cosine {worst:.6f}"
+        del model
+
+        graphs: dict[str, list[ExportedGraph]] = {"fp32": graphs_fp32}
+        quantize_options = request.quantize
+        if "int8" in precisions and quantize_options.mode == "static" and quantize_options.calibration_dir is None:
+            from mmship.plugins.accuracy import write_calibration_set
+
+            calibration = write_calibration_set(graphs_fp32, preprocess, writer.dir("processor"), work / "calibration")
+            quantize_options = quantize_options.model_copy(update={"calibration_dir": calibration})
+        for precision in precisions[1:]:
+            with reporter.stage(f"quantize {precision}", f"quantizing to {precision}") as rec:
+                converted = []
+                for graph in graphs_fp32:
+                    result = hook.mmship_quantize(graph=graph, precision=precision, workdir=work, options=quantize_options)
+                    if result is None:
+                        raise BuildError(f"no plugin quantizes to {precision}", hint="check `mmship plugins`")
+                    converted.append(result)
+                graphs[precision] = converted
+                rec.detail = ", ".join(sorted({n for g in converted for n in g.notes}))
+
+        with reporter.stage("optimize", "optimizing graphs (kept only when faster)") as rec:
+            optimized = {}
+            for precision, items in graphs.items():
+                optimized[precision] = [
+                    hook.mmship_optimize(graph=g, workdir=work, options=request.optimize) or g for g in items
+                ]
+            graphs = optimized
+            report["optimize"] = {
+                f"{g.name}.{p}": g.report.get("optimize") for p, items in graphs.items() for g in items
+            }
+            applied = sum(1 for v in report["optimize"].values() if v and v.get("applied"))
+            rec.detail = f"applied to {applied} of {len(report['optimize'])} graphs"
+
+        with reporter.stage("validate", "validating batch sizes and accuracy") as rec:
+            from mmship.plugins.accuracy import accuracy_report, check_batches
+
+            report["batches"] = check_batches(graphs, batch_sizes=(1, 32))
+            report["accuracy"] = accuracy_report(adapter, graphs, preprocess, writer.dir("processor"))
+            for precision, figures in report["accuracy"].items():
+                loss = figures.get("accuracy_loss", 0.0)
+                if precision != "fp32" and loss > request.max_accuracy_loss:
+                    raise BuildError(
+                        f"{precision} loses {loss:.2%} accuracy against fp32 (mean embedding cosine "
+                        f"{figures.get('mean_cosine', 0):.5f}); the limit is {request.max_accuracy_loss:.2%}",
+                        hint=f"drop --precision {precision}, try --int8-mode static or --per-channel, "
+                        "or raise --max-accuracy-loss",
+                    )
+            rec.detail = ", ".join(f"{p}: -{f.get('accuracy_loss', 0):.3%}" for p, f in report["accuracy"].items() if p != "fp32")
+
+        with reporter.stage("write", "writing the bundle") as rec:
+            graph_dir = writer.dir("graphs")
+            files: list[GraphFile] = []
+            for precision, items in graphs.items():
+                for graph in items:
+                    name = f"{graph.name}.{precision}.onnx"
+                    shutil.move(str(graph.path), graph_dir / name)
+                    files.append(
+                        GraphFile(
+                            name=graph.name, precision=precision, file=f"graphs/{name}",
+                            inputs=[s.name for s in graph.inputs], outputs=[s.name for s in graph.outputs],
+                            opset=graph.opset,
+                        )
+                    )
+            report["stages"] = {t.name: round(t.seconds, 3) for t in reporter.timings}
+            serving = request.serving_params or adapter.default_serving_params()
+            if serving.precision not in precisions:
+                serving = serving.model_copy(update={"precision": "int8" if "int8" in precisions else precisions[-1]})
+            request.serving_params = serving
+            manifest = _manifest(
+                request, adapter, graphs=files, preprocess=preprocess, precisions=precisions, adapter_data=adapter_data
+            )
+            path = writer.commit(manifest, report)
+            rec.detail = str(path)
+    return path

@@ -1,0 +1,129 @@
+"""Validation of built graphs: batch sizes that run, and accuracy of each precision.
+
+The probe set is a handful of real photos (scikit-image sample data, shipped with
+mmship) with label prompts. For every precision the graphs run on the probe inputs,
+prepared by mmship's own aligned preprocessing; the report gives min/mean cosine of the
+embeddings against fp32 and, for models with image and text towers, how often the
+zero-shot top-1 label agrees with fp32's. ``accuracy_loss`` is ``1 - mean cosine`` of the
+worst output: the figure ``--max-accuracy-loss`` is checked against.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmship.core.adapter import Adapter
+from mmship.core.errors import BuildError
+from mmship.core.specs import ExportedGraph, PreprocessSpec, TensorSpec
+from mmship.plugins.onnx_tools import compare, make_session, run
+from mmship.plugins.optimize import example_feeds
+
+
+def load_probe_set() -> tuple[list[bytes], list[str], str]:
+    """The shipped probe photos (encoded bytes), their labels and the prompt template."""
+    folder = resources.files("mmship.data") / "probe"
+    meta = json.loads((folder / "probe.json").read_text())
+    images = [(folder / item["file"]).read_bytes() for item in meta["items"]]
+    labels = [item["label"] for item in meta["items"]]
+    return images, labels, meta["template"]
+
+
+def check_batches(graphs: dict[str, list[ExportedGraph]], batch_sizes: tuple[int, ...] = (1, 32)) -> dict[str, Any]:
+    """Run every graph at each batch size; fail naming the graph when one does not run."""
+    figures: dict[str, Any] = {}
+    for precision, items in graphs.items():
+        for graph in items:
+            session = make_session(graph.path)
+            shapes = {}
+            for batch in batch_sizes:
+                try:
+                    outputs = run(session, example_feeds(graph.inputs, batch=batch))
+                except Exception as exc:
+                    raise BuildError(
+                        f"graph {graph.name} ({precision}) fails at batch {batch}: {exc}",
+                        hint="the batch axis was fixed during export; check the adapter's specs",
+                    ) from exc
+                bad = [n for n, v in outputs.items() if v.shape[0] != batch or not np.isfinite(v).all()]
+                if bad:
+                    raise BuildError(
+                        f"graph {graph.name} ({precision}) gives wrong or non-finite {bad} at batch {batch}",
+                        hint="rebuild without this precision",
+                    )
+                shapes[f"batch{batch}"] = {n: list(v.shape) for n, v in outputs.items()}
+            figures[f"{graph.name}.{precision}"] = shapes
+    return figures
+
+
+def probe_feeds(inputs: list[TensorSpec], preprocess: PreprocessSpec, processor_dir: Path) -> dict[str, np.ndarray]:
+    """Graph feeds for the probe set: images through the aligned pixel pipeline, label
+    prompts through the bundle's tokenizer (item i pairs image i with label i)."""
+    from mmship.plugins.runtime.preprocessing import ImagePreprocessor
+    from mmship.plugins.runtime.tokenization import TextTokenizer
+
+    images, labels, template = load_probe_set()
+    feeds: dict[str, np.ndarray] = {}
+    modalities = {s.modality for s in inputs}
+    if "image" in modalities and preprocess.image is not None:
+        pixels = ImagePreprocessor(preprocess.image)(images)
+        feeds.update({s.name: pixels for s in inputs if s.modality == "image"})
+    if "text" in modalities and preprocess.text is not None:
+        tokens = TextTokenizer(processor_dir, preprocess.text)([template.format(label) for label in labels])
+        for spec in inputs:
+            if spec.modality == "text":
+                feeds[spec.name] = tokens[spec.name]
+    return feeds
+
+
+def write_calibration_set(
+    graphs: list[ExportedGraph], preprocess: PreprocessSpec, processor_dir: Path, folder: Path
+) -> Path:
+    """Static int8 calibration feeds from the probe set: ``folder/<graph>.npz``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for graph in graphs:
+        np.savez(folder / f"{graph.name}.npz", **probe_feeds(graph.inputs, preprocess, processor_dir))
+    return folder
+
+
+def _embeddings(graphs: list[ExportedGraph], preprocess: PreprocessSpec, processor_dir: Path) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for graph in graphs:
+        out.update(run(make_session(graph.path), probe_feeds(graph.inputs, preprocess, processor_dir)))
+    return out
+
+
+def _top1(embeds: dict[str, np.ndarray]) -> np.ndarray | None:
+    if "image_embeds" not in embeds or "text_embeds" not in embeds:
+        return None
+    image = embeds["image_embeds"] / np.linalg.norm(embeds["image_embeds"], axis=1, keepdims=True)
+    text = embeds["text_embeds"] / np.linalg.norm(embeds["text_embeds"], axis=1, keepdims=True)
+    return np.argmax(image @ text.T, axis=1)
+
+
+def accuracy_report(
+    adapter: Adapter, graphs: dict[str, list[ExportedGraph]], preprocess: PreprocessSpec, processor_dir: Path
+) -> dict[str, Any]:
+    """Per precision: cosine against fp32 per output, zero-shot agreement, accuracy loss."""
+    reference = _embeddings(graphs["fp32"], preprocess, processor_dir)
+    reference_top1 = _top1(reference)
+    report: dict[str, Any] = {}
+    for precision, items in graphs.items():
+        embeds = reference if precision == "fp32" else _embeddings(items, preprocess, processor_dir)
+        outputs = {name: compare(reference[name], embeds[name]) for name in reference}
+        figures: dict[str, Any] = {
+            "probe_items": int(len(next(iter(reference.values())))),
+            "outputs": outputs,
+            "min_cosine": min(v["min_cosine"] for v in outputs.values()),
+            "mean_cosine": min(v["mean_cosine"] for v in outputs.values()),
+        }
+        figures["accuracy_loss"] = max(0.0, 1.0 - figures["mean_cosine"])
+        top1 = _top1(embeds)
+        if top1 is not None and reference_top1 is not None:
+            figures["zero_shot_top1_agreement"] = float(np.mean(top1 == reference_top1))
+            figures["zero_shot_top1_correct"] = float(np.mean(top1 == np.arange(len(top1))))
+        report[precision] = figures
+    return report

@@ -1,0 +1,130 @@
+"""Quantize stage: fp16 and int8 graphs from the fp32 export, with onnxruntime's tools.
+
+* fp16: ``onnxruntime.transformers.float16`` with fp32 inputs and outputs kept
+  (``onnxconverter-common`` breaks the CLIP vision graph's Conv).
+* int8 dynamic (default): weights int8, activations quantized at run time;
+  ``per_channel`` optional.
+* int8 static: QDQ with activation ranges calibrated on ``calibration_dir/<graph>.npz``
+  (arrays named like the graph's inputs, batch on axis 0).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from mmship import hookimpl
+from mmship.core.errors import BuildError
+from mmship.core.specs import ExportedGraph
+from mmship.core.stages import QuantizeOptions
+from mmship.plugins.onnx_tools import make_session
+
+
+def to_fp16(graph: ExportedGraph, out: Path) -> ExportedGraph:
+    """fp16 weights and compute, fp32 inputs/outputs."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = onnx.load(str(graph.path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        converted = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
+    onnx.save(converted, str(out))
+    return graph.model_copy(update={"path": out, "precision": "fp16", "report": {}, "notes": ["fp16 weights, fp32 I/O"]})
+
+
+def _preprocessed(graph: ExportedGraph, workdir: Path) -> Path:
+    """Run onnxruntime's recommended pre-quantization pass (shape inference, folding)."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    out = workdir / f"{graph.name}.preq.onnx"
+    try:
+        quant_pre_process(str(graph.path), str(out), skip_symbolic_shape=False)
+    except Exception:  # symbolic shape inference fails on some graphs: fall back
+        try:
+            quant_pre_process(str(graph.path), str(out), skip_symbolic_shape=True)
+        except Exception:
+            return graph.path
+    return out
+
+
+class _NpzReader:
+    """A CalibrationDataReader over one npz file, one sample at a time."""
+
+    def __init__(self, path: Path, input_names: list[str]) -> None:
+        data = np.load(path)
+        missing = [n for n in input_names if n not in data]
+        if missing:
+            raise BuildError(
+                f"calibration file {path} lacks inputs {missing} (it has {sorted(data.files)})",
+                hint="save one array per graph input, named like the input, batch on axis 0",
+            )
+        self._arrays = {n: data[n] for n in input_names}
+        self._iter: Iterator[dict[str, np.ndarray]] | None = None
+
+    def _samples(self) -> Iterator[dict[str, np.ndarray]]:
+        count = len(next(iter(self._arrays.values())))
+        for i in range(count):
+            yield {n: a[i : i + 1] for n, a in self._arrays.items()}
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self._iter is None:
+            self._iter = self._samples()
+        return next(self._iter, None)
+
+    def rewind(self) -> None:
+        self._iter = None
+
+
+def to_int8(graph: ExportedGraph, out: Path, workdir: Path, options: QuantizeOptions) -> ExportedGraph:
+    """int8 with onnxruntime.quantization, dynamic or static."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    source = _preprocessed(graph, workdir)
+    notes = [f"int8 {options.mode}" + (" per-channel" if options.per_channel else "")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if options.mode == "dynamic":
+            quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8, per_channel=options.per_channel)
+        else:
+            if options.calibration_dir is None:
+                raise BuildError(
+                    "static int8 needs calibration samples", hint="pass --calibration DIR or use dynamic int8"
+                )
+            path = Path(options.calibration_dir) / f"{graph.name}.npz"
+            reader = _NpzReader(path, [s.name for s in graph.inputs])
+            CalibrationDataReader.register(_NpzReader)
+            quantize_static(
+                str(source),
+                str(out),
+                reader,
+                quant_format=QuantFormat.QDQ,
+                per_channel=options.per_channel,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            )
+    try:
+        make_session(out, threads=1)
+    except Exception as exc:
+        raise BuildError(
+            f"the int8 graph for {graph.name!r} does not load in onnxruntime: {exc}",
+            hint="build without int8, or try --int8-mode dynamic",
+        ) from exc
+    return graph.model_copy(update={"path": out, "precision": "int8", "report": {}, "notes": notes})
+
+
+@hookimpl(trylast=True)
+def mmship_quantize(
+    graph: ExportedGraph, precision: str, workdir: Path, options: QuantizeOptions
+) -> ExportedGraph | None:
+    """fp16 or int8 from an fp32 graph; other precisions are declined."""
+    out = Path(workdir) / f"{graph.name}.{precision}.onnx"
+    if precision == "fp16":
+        return to_fp16(graph, out)
+    if precision == "int8":
+        return to_int8(graph, out, Path(workdir), options)
+    return None

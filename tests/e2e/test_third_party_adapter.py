@@ -1,0 +1,61 @@
+"""The tutorial's example package, pip-installed, shows up in mmship without touching it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "example_plugin" / "mmship-siglip"
+
+
+@pytest.fixture(scope="module")
+def installed_example(tmp_path_factory) -> dict[str, str]:
+    """pip-install the example package into a private folder; return an env using it."""
+    work = tmp_path_factory.mktemp("siglip")
+    source = work / "src"
+    shutil.copytree(EXAMPLE, source)
+    target = work / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(source)],
+        check=True,
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")]), COLUMNS="200")
+    env.pop("MMSHIP_DISABLE_PLUGIN_AUTOLOAD", None)
+    return env
+
+
+def mmship(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mmship", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_installed_adapter_is_listed(installed_example):
+    result = mmship(installed_example, "adapters", "--json")
+    assert result.returncode == 0, result.stderr
+    adapters = {a["name"]: a for a in json.loads(result.stdout)}
+    assert adapters["siglip"]["plugin"] == "siglip"
+    assert [s["name"] for s in adapters["siglip"]["inputs"]] == ["pixel_values", "input_ids"]
+    assert {"clip", "flava", "fusion"} <= adapters.keys()
+
+
+def test_installed_plugin_reports_its_distribution(installed_example):
+    result = mmship(installed_example, "plugins", "--json")
+    assert result.returncode == 0, result.stderr
+    records = {r["name"]: r for r in json.loads(result.stdout)}
+    assert records["siglip"]["source"] == "entrypoint"
+    assert records["siglip"]["distribution"] == "mmship-siglip"
+    assert records["siglip"]["provides"] == ["adapter:siglip"]
+
+
+def test_installed_plugin_can_be_disabled(installed_example):
+    env = dict(installed_example, MMSHIP_DISABLE_PLUGINS="siglip")
+    result = mmship(env, "adapters", "--json")
+    assert "siglip" not in {a["name"] for a in json.loads(result.stdout)}
