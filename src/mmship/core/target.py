@@ -53,6 +53,11 @@ class Target(ABC):
     description: ClassVar[str] = ""
     #: Validates the target-specific keys of the ``target`` section.
     settings_model: ClassVar[type[BaseModel]] = NoSettings
+    #: Deployment operations this target supports: list, status, delete, sleep, wake.
+    supports: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, settings: BaseModel | None = None) -> None:
+        self.settings: Any = settings if settings is not None else self.settings_model()
 
     @classmethod
     def validate_settings(cls, settings: dict[str, Any]) -> BaseModel:

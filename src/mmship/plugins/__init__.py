@@ -15,4 +15,6 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "export-onnx": "mmship.plugins.export_onnx",
     "quantize-ort": "mmship.plugins.quantize",
     "optimize-ort": "mmship.plugins.optimize",
+    "runtime-serve": "mmship.plugins.runtime.commands",
+    "target-local": "mmship.plugins.runtime.local_target",
 }

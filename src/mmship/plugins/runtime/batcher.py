@@ -1,0 +1,214 @@
+"""Dynamic batching for one graph: requests wait at most ``max_delay_ms`` to share a run.
+
+Requests (each a few rows of named arrays) queue on the event loop; one worker takes as
+many as fit in ``max_batch_size`` rows, stacks them (padding the text axis to the batch's
+longest where a pad function is given), runs the graph in a dedicated thread, and hands
+each request its rows back. While a batch runs the next one fills, so batches grow with
+load and stay at one request when traffic is light.
+
+* The queue is bounded: :class:`QueueFullError` (HTTP 503 + Retry-After) when full.
+* Each request has a deadline: :class:`DeadlineExceededError` (HTTP 504) when passed,
+  and a request whose deadline passed while queued is dropped before it is run.
+* A failing batch is retried one request at a time, so one bad request fails only itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Arrays = dict[str, np.ndarray]
+Runner = Callable[[Arrays], Arrays]
+Stacker = Callable[[list[Arrays]], Arrays]
+
+
+class QueueFullError(Exception):
+    """The batcher's queue is full; retry after ``retry_after`` seconds."""
+
+    def __init__(self, graph: str, depth: int, retry_after: float) -> None:
+        super().__init__(f"the {graph} queue is full ({depth} rows waiting); retry after {retry_after:.1f} s")
+        self.retry_after = retry_after
+
+
+class DeadlineExceededError(Exception):
+    """A request waited or ran longer than its deadline."""
+
+
+@dataclass
+class _Pending:
+    arrays: Arrays
+    rows: int
+    deadline: float
+    future: asyncio.Future[Arrays]
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+def stack_rows(items: list[Arrays]) -> Arrays:
+    """Concatenate requests along axis 0 (all arrays must agree on the other axes)."""
+    return {name: np.concatenate([item[name] for item in items], axis=0) for name in items[0]}
+
+
+@dataclass
+class BatchObserver:
+    """Callbacks for metrics: batch sizes, queue depth, run time."""
+
+    on_batch: Callable[[str, int, float], None] = lambda graph, rows, seconds: None
+    on_queue_depth: Callable[[str, int], None] = lambda graph, depth: None
+
+
+class DynamicBatcher:
+    """Batches requests for one graph and runs them in its own thread."""
+
+    def __init__(
+        self,
+        name: str,
+        runner: Runner,
+        max_batch_size: int = 32,
+        max_delay_ms: float = 5.0,
+        max_queue_rows: int = 512,
+        stacker: Stacker = stack_rows,
+        observer: BatchObserver | None = None,
+    ) -> None:
+        self.name = name
+        self.runner = runner
+        self.max_batch_size = max_batch_size
+        self.max_delay = max_delay_ms / 1000
+        self.max_queue_rows = max_queue_rows
+        self.stacker = stacker
+        self.observer = observer or BatchObserver()
+        self._queue: asyncio.Queue[_Pending] | None = None
+        self._queued_rows = 0
+        self._inflight = 0
+        self._task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"mmship-{name}")
+        self._last_batch_seconds = 0.05
+
+    @property
+    def depth(self) -> int:
+        """Rows waiting in the queue."""
+        return self._queued_rows
+
+    def start(self) -> None:
+        """Start the worker on the running event loop."""
+        self._queue = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._work(), name=f"batcher-{self.name}")
+
+    async def stop(self) -> None:
+        """Finish queued requests, then stop the worker and its thread."""
+        if self._queue is not None:
+            while self._queued_rows or self._inflight:
+                await asyncio.sleep(0.01)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._executor.shutdown(wait=True)
+
+    async def submit(self, arrays: Arrays, timeout_s: float) -> Arrays:
+        """Queue one request (rows on axis 0) and wait for its outputs."""
+        assert self._queue is not None, "batcher not started"
+        rows = len(next(iter(arrays.values())))
+        if self._queued_rows + rows > self.max_queue_rows:
+            retry = max(0.1, self._last_batch_seconds * (self._queued_rows / max(1, self.max_batch_size)))
+            raise QueueFullError(self.name, self._queued_rows, round(retry, 1))
+        loop = asyncio.get_running_loop()
+        pending = _Pending(arrays, rows, time.monotonic() + timeout_s, loop.create_future())
+        self._queued_rows += rows
+        self.observer.on_queue_depth(self.name, self._queued_rows)
+        await self._queue.put(pending)
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending.future), timeout=timeout_s)
+        except asyncio.TimeoutError:
+            pending.future.cancel()
+            raise DeadlineExceededError(
+                f"the {self.name} request did not finish within {timeout_s:.1f} s"
+            ) from None
+
+    def _take(self, pending: _Pending) -> None:
+        self._queued_rows -= pending.rows
+        self.observer.on_queue_depth(self.name, self._queued_rows)
+
+    async def _collect(self) -> list[_Pending]:
+        assert self._queue is not None
+        first = await self._queue.get()
+        self._take(first)
+        batch, rows = [first], first.rows
+        flush_at = time.monotonic() + self.max_delay
+        while rows < self.max_batch_size:
+            try:
+                nxt = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                remaining = flush_at - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    nxt = await asyncio.wait_for(self._queue.get(), timeout=remaining)
+                except asyncio.TimeoutError:
+                    break
+            if rows + nxt.rows > self.max_batch_size:
+                # Too big to join: it leads the next batch.
+                self._queue_front(nxt)
+                break
+            self._take(nxt)
+            batch.append(nxt)
+            rows += nxt.rows
+        return batch
+
+    def _queue_front(self, pending: _Pending) -> None:
+        assert self._queue is not None
+        items = [pending]
+        while not self._queue.empty():
+            items.append(self._queue.get_nowait())
+        for item in items:
+            self._queue.put_nowait(item)
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._collect()
+            now = time.monotonic()
+            live = []
+            for pending in batch:
+                if pending.future.done():
+                    continue
+                if pending.deadline <= now:
+                    pending.future.set_exception(DeadlineExceededError(f"the {self.name} request expired in the queue"))
+                    continue
+                live.append(pending)
+            if not live:
+                continue
+            self._inflight += 1
+            try:
+                await self._run(loop, live)
+            finally:
+                self._inflight -= 1
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, live: list[_Pending]) -> None:
+        start = time.perf_counter()
+        try:
+            stacked = self.stacker([p.arrays for p in live])
+            outputs = await loop.run_in_executor(self._executor, self.runner, stacked)
+        except Exception as exc:
+            if len(live) == 1:
+                if not live[0].future.done():
+                    live[0].future.set_exception(exc)
+                return
+            for pending in live:  # isolate the bad request
+                await self._run(loop, [pending])
+            return
+        seconds = time.perf_counter() - start
+        self._last_batch_seconds = seconds
+        rows = sum(p.rows for p in live)
+        self.observer.on_batch(self.name, rows, seconds)
+        offset = 0
+        for pending in live:
+            part = {name: value[offset : offset + pending.rows] for name, value in outputs.items()}
+            offset += pending.rows
+            if not pending.future.done():
+                pending.future.set_result(part)
