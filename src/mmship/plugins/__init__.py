@@ -17,4 +17,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "optimize-ort": "mmship.plugins.optimize",
     "runtime-serve": "mmship.plugins.runtime.commands",
     "target-local": "mmship.plugins.runtime.local_target",
+    "target-ray": "mmship.plugins.ray_serve.target",
+    "payload-v2": "mmship.plugins.payload.v2",
+    "payload-embed": "mmship.plugins.payload.embed",
 }
