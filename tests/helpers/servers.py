@@ -1,0 +1,49 @@
+"""Run mmship's server in a background thread on 127.0.0.1 for tests."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(bundle: Path, ready_timeout: float = 60.0, **settings: Any) -> Iterator[str]:
+    """Serve ``bundle`` in a thread; yields the base URL; stops (draining) on exit."""
+    from mmship.plugins.runtime.serve import build_server
+    from mmship.plugins.runtime.settings import ServerSettings
+
+    port = free_port()
+    server = build_server(bundle, ServerSettings(host="127.0.0.1", port=port, **settings))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if not thread.is_alive():
+            raise RuntimeError("server thread died before it was ready")
+        time.sleep(0.05)
+    else:
+        raise RuntimeError("server not ready in time")
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
