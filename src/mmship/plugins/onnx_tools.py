@@ -62,12 +62,16 @@ def compare(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
     }
 
 
-def median_latency_ms(session: Any, feeds: Mapping[str, np.ndarray], runs: int = 5, warmup: int = 1) -> float:
-    """Median wall time of ``session.run`` in milliseconds."""
+def median_latency_ms(
+    session: Any, feeds: Mapping[str, np.ndarray], runs: int = 5, warmup: int = 2, budget_s: float = 0.5, max_runs: int = 50
+) -> float:
+    """Median wall time of ``session.run`` in milliseconds: at least ``runs`` runs, more
+    (up to ``max_runs``) while the ``budget_s`` lasts, so fast graphs get a steadier median."""
     for _ in range(warmup):
         session.run(None, dict(feeds))
-    times = []
-    for _ in range(runs):
+    times: list[float] = []
+    started = time.perf_counter()
+    while len(times) < runs or (len(times) < max_runs and time.perf_counter() - started < budget_s):
         start = time.perf_counter()
         session.run(None, dict(feeds))
         times.append((time.perf_counter() - start) * 1000)

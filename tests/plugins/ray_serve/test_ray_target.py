@@ -1,0 +1,68 @@
+"""The ray target: config mapping, and a real 2-replica deployment on a loopback Ray."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from mmship.core.bundle import Bundle
+from mmship.plugins.ray_serve.target import RaySettings, RayTarget, autoscaling_config
+from tests.helpers.servers import free_port
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed")  # installed by `make test`
+
+
+def deploy_config(min_replicas: int, max_replicas: int, metrics=(), cooldown=None):
+    return SimpleNamespace(
+        compute=SimpleNamespace(min_replicas=min_replicas, max_replicas=max_replicas),
+        autoscaling=SimpleNamespace(metrics=list(metrics), cooldown=cooldown),
+        model=SimpleNamespace(serving_params=SimpleNamespace(precision="int8", max_batch_size=16, max_delay_ms=5.0)),
+    )
+
+
+def test_autoscaling_is_mapped_from_the_deploy_config():
+    config = deploy_config(1, 5, [SimpleNamespace(type="cpu_utilization", threshold=60.0), SimpleNamespace(type="request_count", threshold=8)], cooldown=300)
+    scaling = autoscaling_config(config, RaySettings())
+    assert scaling["min_replicas"] == 1 and scaling["max_replicas"] == 5
+    assert scaling["target_ongoing_requests"] == 8.0
+    assert scaling["downscale_delay_s"] == 300.0
+
+
+def test_plan_lists_every_mapped_setting(tiny_clip_bundle):
+    target = RayTarget(RaySettings(port=8123))
+    plan = target.plan(Bundle.load(tiny_clip_bundle), deploy_config(2, 3))
+    assert plan.settings["autoscaling.min_replicas"] == 2
+    assert plan.settings["autoscaling.max_replicas"] == 3
+    assert plan.settings["max_ongoing_requests"] >= 16
+    assert "127.0.0.1:8123" in plan.summary
+
+
+@pytest.mark.network
+def test_two_replicas_serve_embed_on_loopback(tiny_clip_bundle, tmp_path, monkeypatch):
+    from mmship.plugins.ray_serve.cluster import stop_ray
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # restored after: start_ray points HOME at its own folder
+    for key in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_USAGE_STATS_ENABLED", "RAY_AUTH_MODE"):
+        monkeypatch.delenv(key, raising=False)
+    port = free_port()
+    target = RayTarget(RaySettings(port=port, work_dir=str(tmp_path / "ray"), num_cpus=0.5, blocking=False, threads=1))
+    bundle = Bundle.load(tiny_clip_bundle)
+    config = deploy_config(2, 2)
+    plan = target.plan(bundle, config)
+    try:
+        deployment = target.start(bundle, config, plan, timeout_s=180)
+        assert deployment.status == "running"
+        answers = [httpx.post(f"{deployment.url}/embed", json={"texts": [f"a photo {i}"]}, timeout=60) for i in range(6)]
+        assert all(a.status_code == 200 for a in answers), answers[0].text
+        assert len(answers[0].json()["text_embeds"][0]) == answers[0].json()["dim"]
+        status = target.status(deployment.name)
+        running = sum(states.get("RUNNING", 0) for states in status.details["replicas"].values())
+        assert running == 2
+        import psutil
+
+        listeners = [c for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == port]
+        assert listeners and all(c.laddr.ip in ("127.0.0.1", "::1") for c in listeners)
+    finally:
+        stop_ray()
