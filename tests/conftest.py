@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny offline model folders and a fresh plugin manager per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# huggingface_hub reads this once, when it is first imported: set it before any test does.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mmship(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts with a fresh plugin manager and the hub offline."""
+    from mmship.core.manager import reset_plugin_manager
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    reset_plugin_manager()
+    yield
+    reset_plugin_manager()
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight CLIP folder (model + CLIPProcessor files)."""
+    from tests.helpers.tiny_models import make_tiny_clip
+
+    return make_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_flava_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight FLAVA folder (model + FlavaProcessor files)."""
+    from tests.helpers.tiny_models import make_tiny_flava
+
+    return make_tiny_flava(tmp_path_factory.mktemp("tiny-flava"))
+
+
+@pytest.fixture(scope="session")
+def tiny_fusion_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight BERT + ViT fusion folder (model + processor files)."""
+    from tests.helpers.tiny_models import make_tiny_fusion
+
+    return make_tiny_fusion(tmp_path_factory.mktemp("tiny-fusion"))
