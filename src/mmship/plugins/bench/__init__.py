@@ -1,0 +1,16 @@
+"""``mmship bench``: a closed-loop load generator, its table and its plot.
+
+* :mod:`.results`: :class:`~.results.LevelResult` / :class:`~.results.BenchResult`;
+* :mod:`.loadgen`: asyncio + httpx workers, :func:`~.loadgen.bench_url`;
+* :mod:`.report`: the rich table per modality and the PNG plot (matplotlib, lazily);
+* :mod:`.target`: :func:`~.target.resolve_target`, a URL (or, later, a bundle folder
+  served locally for the run) -> the base URL to load.
+"""
+
+from __future__ import annotations
+
+from mmship.plugins.bench.loadgen import BenchPlan, bench_url
+from mmship.plugins.bench.results import BenchResult, LevelResult
+from mmship.plugins.bench.target import resolve_target
+
+__all__ = ["BenchPlan", "BenchResult", "LevelResult", "bench_url", "resolve_target"]
