@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +36,19 @@ def to_fp16(graph: ExportedGraph, out: Path) -> ExportedGraph:
         converted = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
     onnx.save(converted, str(out))
     return graph.model_copy(update={"path": out, "precision": "fp16", "report": {}, "notes": ["fp16 weights, fp32 I/O"]})
+
+
+@contextlib.contextmanager
+def _inside(folder: Path) -> Iterator[None]:
+    """Run with ``folder`` as the working directory: onnxruntime's symbolic shape
+    inference writes ``sym_shape_infer_temp.onnx`` and ``<uuid>.data`` into the current
+    directory and leaves them there."""
+    before = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(before)
 
 
 def _preprocessed(graph: ExportedGraph, workdir: Path) -> Path:
@@ -83,7 +98,10 @@ def to_int8(graph: ExportedGraph, out: Path, workdir: Path, options: QuantizeOpt
     """int8 with onnxruntime.quantization, dynamic or static."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
-    source = _preprocessed(graph, workdir)
+    scratch = workdir / f"{graph.name}.int8-scratch"
+    scratch.mkdir(exist_ok=True)
+    with _inside(scratch):
+        source = _preprocessed(graph, workdir)
     notes = [f"int8 {options.mode}" + (" per-channel" if options.per_channel else "")]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

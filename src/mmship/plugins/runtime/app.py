@@ -15,7 +15,7 @@ from mmship.core.errors import InputSpecError
 from mmship.core.payload import PayloadInputs
 from mmship.plugins.runtime.engine import Engine
 from mmship.plugins.runtime.http_errors import HTTPProblem, install_error_handlers
-from mmship.plugins.runtime.image_fields import decode_image_field
+from mmship.plugins.payload.images import decode_image_text
 from mmship.plugins.runtime.metrics import ServerMetrics
 from mmship.plugins.runtime.middleware import GuardMiddleware
 from mmship.plugins.runtime.schemas import ClassifyRequest, ClassifyResponse, EmbedRequest, EmbedResponse
@@ -80,7 +80,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
 
     @app.get("/v2", tags=["v2"])
     async def server_metadata() -> dict:
-        return {"name": "mmship", "version": __version__, "extensions": ["binary_tensor_data"]}
+        return {"name": "mmship", "version": __version__, "extensions": ["binary_tensor_data"], "models": [service.name]}
 
     @app.get("/v2/health/live", tags=["v2"])
     async def live() -> dict:
@@ -118,7 +118,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     async def infer(name: str, request: Request, version: str = "1") -> Response:
         model_or_404(name)
         from mmship.core.manager import get_plugin_manager
-        from mmship.plugins.payload.v2 import encode_v2_response
+        from mmship.plugins.payload.v2 import binary_selection, encode_v2_response
 
         body = await request.body()
         headers = {k.lower(): v for k, v in request.headers.items()}
@@ -137,7 +137,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
                 )
             outputs = {n: outputs[n] for n in decoded.requested_outputs}
         payload, extra_headers = encode_v2_response(
-            service.name, "1", decoded.request_id, outputs, decoded.binary_outputs,
+            service.name, "1", decoded.request_id, outputs, binary_selection(decoded),
             parameters={"truncated": result.truncated} if any(result.truncated) else None,
         )
         return Response(payload, headers=extra_headers, media_type=extra_headers.get("content-type", "application/json"))
@@ -146,7 +146,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     async def embed(body: EmbedRequest) -> EmbedResponse:
         """Embed images (base64 or data URI) and texts; normalised to unit length by default."""
         check_items(len(body.images) + len(body.texts))
-        images = [decode_image_field(v, f"images[{i}]") for i, v in enumerate(body.images)]
+        images = [decode_image_text(v, f"images[{i}]") for i, v in enumerate(body.images)]
         result = await service.infer(PayloadInputs(images=images, texts=body.texts))
         outputs = {k: v for k, v in result.outputs.items() if k != "logits_per_image"}
         if body.normalize:
@@ -169,7 +169,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
                 f"model {service.name!r} has no separate image and text embeddings to compare",
                 hint="use /embed or /v2 infer for this model",
             )
-        image = decode_image_field(body.image, "image")
+        image = decode_image_text(body.image, "image")
         texts = [body.template.format(label) for label in body.labels]
         result = await service.infer(PayloadInputs(images=[image], texts=texts))
         logits = result.outputs["logits_per_image"][0].astype(np.float64)

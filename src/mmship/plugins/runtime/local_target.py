@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from mmship import hookimpl
 from mmship.core.errors import DeployError
 from mmship.core.target import Deployment, DeployPlan, Target
+from mmship.plugins.runtime.process import spawn_server, stop_process, wait_ready
 
 
 class LocalSettings(BaseModel):
@@ -102,25 +98,15 @@ class LocalTarget(Target):
             raise DeployError(f"local deployment {name!r} is already running", hint=f"mmship stop {name}")
         log = state / f"{name}.log"
         with log.open("ab") as fh:
-            child = subprocess.Popen(
-                [sys.executable, "-m", "mmship", "serve", *args], stdout=fh, stderr=subprocess.STDOUT,
-                start_new_session=True, env=os.environ.copy(),
-            )
+            child = spawn_server(args, fh)
         record = {"name": name, "pid": child.pid, "url": url, "log": str(log), "bundle": str(bundle.root)}
         (state / f"{name}.json").write_text(json.dumps(record))
-        deadline = time.monotonic() + self.settings.ready_timeout_s
-        while time.monotonic() < deadline:
-            if child.poll() is not None:
-                tail = log.read_text(errors="replace")[-2000:]
-                raise DeployError(f"the server exited with code {child.returncode}; its log ends:\n{tail}", hint=f"see {log}")
-            try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=1.0).status_code == 200:
-                    return Deployment(self.name, name, url, "running", {"pid": child.pid, "log": str(log)})
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.delete(name)
-        raise DeployError(f"the server was not ready within {self.settings.ready_timeout_s:.0f} s", hint=f"see {log}")
+        try:
+            wait_ready(url, child, self.settings.ready_timeout_s, log)
+        except DeployError:
+            (state / f"{name}.json").unlink(missing_ok=True)
+            raise
+        return Deployment(self.name, name, url, "running", {"pid": child.pid, "log": str(log)})
 
     # --- deployments ---------------------------------------------------------------
 
@@ -150,18 +136,8 @@ class LocalTarget(Target):
     def delete(self, name: str, timeout_s: float = 30.0) -> Deployment:
         """Stop a detached deployment with SIGTERM (drains requests in flight)."""
         record = self._record(name)
-        pid = int(record["pid"])
-        if _alive(pid):
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout_s
-            while _alive(pid) and time.monotonic() < deadline:
-                try:
-                    os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    pass
-                time.sleep(0.1)
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        if _alive(int(record["pid"])):
+            stop_process(int(record["pid"]), timeout_s)
         (state_dir() / f"{name}.json").unlink(missing_ok=True)
         return Deployment(self.name, name, record["url"], "deleted", record)
 
