@@ -53,6 +53,7 @@ class CLIPAdapter(ContrastiveScoring, TransformersAdapter):
     """CLIP dual encoders (``CLIPModel``): an image graph and a text graph."""
 
     name = "clip"
+    text_padding = "longest"
     description = "CLIP dual encoder: image and text towers into one projection_dim space"
     model_types = ("clip",)
     architectures = ("CLIPModel",)

@@ -46,6 +46,7 @@ class FLAVAAdapter(ContrastiveScoring, TransformersAdapter):
     """FLAVA (``FlavaModel``): image, text and multimodal graphs."""
 
     name = "flava"
+    text_padding = "longest"
     description = "FLAVA: image and text encoders into projection_dim, plus a multimodal encoder"
     model_types = ("flava",)
     architectures = ("FlavaModel",)

@@ -46,6 +46,7 @@ class FusionAdapter(TransformersAdapter):
     """BERT + ViT [CLS] fusion into a linear head: one graph with both inputs."""
 
     name = "fusion"
+    text_padding = "longest"
     description = "BERT + ViT fusion: [CLS] vectors concatenated into a linear head (one graph)"
     model_types = (MODEL_TYPE,)
     architectures = ("MmshipFusionModel",)

@@ -59,6 +59,10 @@ class Adapter(ABC):
     #: ``weights``: it carries the safetensors checkpoint and processor for platforms that
     #: serve Hugging Face checkpoints themselves (e.g. vision-language chat models).
     bundle_kind: ClassVar[str] = "graphs"
+    #: ``longest``: texts may be padded to the batch's longest text instead of the model's
+    #: maximum (the attention mask makes the padding irrelevant); the build verifies that
+    #: the embeddings are the same and falls back to ``max_length`` when they are not.
+    text_padding: ClassVar[str] = "max_length"
 
     def __init__(self, hf_config: Mapping[str, Any]) -> None:
         self.hf_config: dict[str, Any] = dict(hf_config)

@@ -186,9 +186,14 @@ def build(request: BuildRequest, reporter: StageReporter | None = None) -> Path:
             rec.detail = f"applied to {applied} of {len(report['optimize'])} graphs"
 
         with reporter.stage("validate", "validating batch sizes and accuracy") as rec:
-            from mmship.plugins.accuracy import accuracy_report, check_batches
+            from mmship.plugins.accuracy import accuracy_report, check_batches, verify_longest_padding
 
             report["batches"] = check_batches(graphs, batch_sizes=(1, 32))
+            report["text_padding"] = verify_longest_padding(graphs["fp32"], preprocess, writer.dir("processor"))
+            if preprocess.text is not None and report["text_padding"]["padding"] != preprocess.text.padding:
+                preprocess = preprocess.model_copy(
+                    update={"text": preprocess.text.model_copy(update={"padding": report["text_padding"]["padding"]})}
+                )
             report["accuracy"] = accuracy_report(adapter, graphs, preprocess, writer.dir("processor"))
             for precision, figures in report["accuracy"].items():
                 loss = figures.get("accuracy_loss", 0.0)

@@ -89,6 +89,43 @@ def write_calibration_set(
     return folder
 
 
+def verify_longest_padding(
+    graphs: list[ExportedGraph], preprocess: PreprocessSpec, processor_dir: Path, min_cosine: float = 0.99999
+) -> dict[str, Any]:
+    """Compare text-graph outputs for texts padded to their longest vs to ``max_length``.
+
+    Padding to the batch's longest text is what makes short texts cheap; it is kept only
+    when the outputs agree (``min_cosine``). Returns the figures and the padding to use.
+    """
+    from mmship.plugins.runtime.tokenization import TextTokenizer
+
+    if preprocess.text is None or preprocess.text.padding != "longest":
+        return {"padding": preprocess.text.padding if preprocess.text else None, "verified": False}
+    _, labels, template = load_probe_set()
+    texts = [template.format(label) for label in labels] + ["a"]  # all shorter than max_length
+    longest = TextTokenizer(processor_dir, preprocess.text).tokenize(texts)
+    full_spec = preprocess.text.model_copy(update={"padding": "max_length"})
+    full = TextTokenizer(processor_dir, full_spec).tokenize(texts)
+    worst = 1.0
+    for graph in graphs:
+        names = [s.name for s in graph.inputs]
+        if not names or any(s.modality != "text" for s in graph.inputs):
+            continue
+        session = make_session(graph.path)
+        short_out = run(session, {n: longest[n] for n in names})
+        full_out = run(session, {n: full[n] for n in names})
+        for name in short_out:
+            worst = min(worst, compare(full_out[name], short_out[name])["min_cosine"])
+    keep = worst >= min_cosine
+    return {
+        "padding": "longest" if keep else "max_length",
+        "verified": True,
+        "min_cosine_longest_vs_max_length": worst,
+        "tokens_longest": int(longest["input_ids"].shape[1]),
+        "tokens_max_length": int(full["input_ids"].shape[1]),
+    }
+
+
 def _embeddings(graphs: list[ExportedGraph], preprocess: PreprocessSpec, processor_dir: Path) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for graph in graphs:
