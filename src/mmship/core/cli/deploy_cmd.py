@@ -208,19 +208,24 @@ def register(app: typer.Typer) -> None:
         found = _target("list", target, config, sets).list_deployments()  # type: ignore[attr-defined]
         print_deployments(found, f"deployments ({len(found)})")
 
-    def _simple(op: str, verb: str) -> None:
+    def _simple(op: str, title: str, doc: str) -> None:
         @group.command(op)
         def command(
             name: str = typer.Argument(..., help="Deployment name or id."),
             target: str | None = target_opt, config: Path | None = config_opt, sets: list[str] = set_opt,
         ) -> None:
             result = getattr(_target(op, target, config, sets), OPERATIONS[op])(name)
-            print_deployments([result], f"{verb} {result.name}")
+            print_deployments([result], f"{title} {result.name}")
 
-        command.__doc__ = f"{verb.capitalize()} one deployment."
+        command.__doc__ = doc
 
-    for op, verb in (("status", "status of"), ("delete", "delete"), ("sleep", "put to sleep"), ("wake", "wake")):
-        _simple(op, verb)
+    for op, title, doc in (
+        ("status", "status of", "Show one deployment's status."),
+        ("delete", "deleted", "Delete a deployment."),
+        ("sleep", "sleeping", "Put a deployment to sleep (no replicas; wake brings it back)."),
+        ("wake", "waking", "Wake a sleeping deployment."),
+    ):
+        _simple(op, title, doc)
 
     @group.command("invoke")
     def invoke_cmd(
