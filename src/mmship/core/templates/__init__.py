@@ -1,0 +1,1 @@
+"""Text templates shipped with mmship (the ``mmship init`` starter config)."""
