@@ -26,6 +26,7 @@ from mmship.core.stages import ExportOptions, OptimizeOptions, QuantizeOptions
 PROCESSOR_FILES = (
     "preprocessor_config.json", "processor_config.json", "tokenizer.json", "tokenizer_config.json",
     "special_tokens_map.json", "vocab.json", "merges.txt", "vocab.txt", "added_tokens.json",
+    "chat_template.jinja", "chat_template.json",
 )
 
 

@@ -64,6 +64,17 @@ class Target(ABC):
         """Validate target-specific settings (raises ``pydantic.ValidationError``)."""
         return cls.settings_model.model_validate(settings)
 
+    def require_graphs(self, bundle: Any) -> None:
+        """Refuse a bundle without ONNX graphs (a checkpoint bundle, e.g. a VLM)."""
+        from mmship.core.errors import DeployError
+
+        if not bundle.manifest.graphs:
+            raise DeployError(
+                f"target {self.name!r} serves ONNX graphs, and bundle {bundle.manifest.name!r} "
+                f"(adapter {bundle.manifest.adapter!r}) carries a checkpoint instead",
+                hint="deploy it with a target that serves Hugging Face checkpoints, e.g. --target friendli",
+            )
+
     @abstractmethod
     def plan(self, bundle: Any, config: DeployConfig | None) -> DeployPlan:
         """Describe what :meth:`deploy` would do, without doing it."""

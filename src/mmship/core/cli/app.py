@@ -79,6 +79,26 @@ def build_app(with_plugins: bool = True) -> typer.Typer:
     return app
 
 
+def _exception_types(name: str) -> tuple[type[BaseException], ...]:
+    """``name`` from click and from typer: typer 0.29 vendors its own click, whose
+    exceptions (and ``typer.Exit``/``typer.Abort``) are not click's."""
+    found: list[type[BaseException]] = []
+    for module_name in ("click.exceptions", "typer._click.exceptions", "typer.exceptions"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        cls = getattr(module, name, None)
+        if isinstance(cls, type) and cls not in found:
+            found.append(cls)
+    return tuple(found)
+
+
+EXIT = _exception_types("Exit")
+ABORT = _exception_types("Abort")
+CLICK_ERROR = _exception_types("ClickException")
+
+
 def _debug(argv: Sequence[str]) -> bool:
     return "--debug" in argv or os.environ.get("MMSHIP_DEBUG", "") not in {"", "0"}
 
@@ -96,12 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print_error(exc.message, exc.hint)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except EXIT as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except ABORT:
         print_error("aborted")
         return 1
-    except click.ClickException as exc:  # usage errors
+    except CLICK_ERROR as exc:  # usage errors
         exc.show()
         return exc.exit_code
     except KeyboardInterrupt:

@@ -89,6 +89,7 @@ class RayTarget(Target):
         }
 
     def plan(self, bundle: Any, config: Any) -> DeployPlan:
+        self.require_graphs(bundle)
         options = self._options(bundle, config)
         where = self.settings.address or "a local Ray on 127.0.0.1"
         app_name = self.settings.app_name or bundle.manifest.name

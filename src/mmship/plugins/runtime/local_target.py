@@ -74,6 +74,7 @@ class LocalTarget(Target):
         return args
 
     def plan(self, bundle: Any, config: Any) -> DeployPlan:
+        self.require_graphs(bundle)
         name = self.settings.name or bundle.manifest.name
         args = self._serve_args(bundle, config)
         mode = "detached (background process)" if self.settings.detach else "foreground (Ctrl-C stops it)"
