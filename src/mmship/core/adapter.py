@@ -100,6 +100,11 @@ class Adapter(ABC):
         """Serving defaults for this family; override to tune."""
         return ServingParams()
 
+    @property
+    def max_text_length(self) -> int | None:
+        """The most tokens a text may have, or ``None`` for a model without text inputs."""
+        return None
+
     def spec(self, name: str) -> TensorSpec:
         """The input or output spec called ``name``."""
         for spec in (*self.input_specs(), *self.output_specs()):

@@ -85,7 +85,7 @@ def text_limit(adapter: Adapter) -> int | None:
     """The most tokens a text may have for this adapter's model, when it says
     (``max_text_length``, as the transformers-based adapters expose it)."""
     try:
-        value = getattr(adapter, "max_text_length", None)
+        value = adapter.max_text_length
     except MmshipError:
         return None
     return value if isinstance(value, int) and value > 0 else None

@@ -180,7 +180,7 @@ def text_max_length(adapter: Adapter, folder: Path) -> int:
     from mmship.plugins.runtime.tokenization import read_tokenizer_settings
 
     try:
-        declared = getattr(adapter, "max_text_length", None)
+        declared = adapter.max_text_length
     except MmshipError:  # a config without the key the adapter reads it from
         declared = None
     fixed = _fixed_text_length(adapter)

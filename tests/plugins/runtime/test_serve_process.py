@@ -62,7 +62,7 @@ def test_local_target_detached_deploy_and_stop(tiny_clip_bundle, tmp_path, monke
 
     monkeypatch.setenv("MMSHIP_HOME", str(tmp_path / "home"))
     port = free_port()
-    target = LocalTarget(LocalSettings(port=port, detach=True, name="tiny", ready_timeout_s=120))
+    target = LocalTarget(LocalSettings(port=port, detach=True, deployment_name="tiny", ready_timeout_s=120))
     bundle = Bundle.load(tiny_clip_bundle)
     plan = target.plan(bundle, None)
     assert f"--port {port}" in plan.settings["command"]

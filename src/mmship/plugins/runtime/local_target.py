@@ -29,7 +29,7 @@ class LocalSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     detach: bool = False
-    name: str | None = None
+    deployment_name: str | None = Field(None, description="name of a detached deployment (default: the bundle's)")
     threads: int | None = Field(None, ge=1)
     max_queue: int = Field(256, ge=1)
     timeout_s: float = Field(30.0, gt=0)
@@ -75,7 +75,7 @@ class LocalTarget(Target):
 
     def plan(self, bundle: Any, config: Any) -> DeployPlan:
         self.require_graphs(bundle)
-        name = self.settings.name or bundle.manifest.name
+        name = self.settings.deployment_name or bundle.manifest.name
         args = self._serve_args(bundle, config)
         mode = "detached (background process)" if self.settings.detach else "foreground (Ctrl-C stops it)"
         return DeployPlan(
