@@ -147,3 +147,36 @@ def test_pad_stacker_pads_text_to_the_longest_row():
     out = stack([a, b])
     assert out["input_ids"].tolist() == [[1, 2, 3], [4, 5, 7]]
     assert out["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+
+
+def test_lone_request_does_not_wait_for_company_when_idle():
+    async def main():
+        batcher = DynamicBatcher("g", doubler([]), max_batch_size=32, max_delay_ms=800)
+        batcher.start()
+        took = []
+        for _ in range(3):
+            start = time.perf_counter()
+            await batcher.submit({"x": np.ones((1, 1), np.float32)}, 5)
+            took.append(time.perf_counter() - start)
+        await batcher.stop()
+        return took
+
+    assert max(run_async(main())) < 0.4  # far below the 0.8 s max delay
+
+
+def test_under_load_the_batcher_waits_to_fill_batches():
+    batches: list[int] = []
+
+    async def main():
+        batcher = DynamicBatcher("g", doubler(batches, delay=0.005), max_batch_size=64, max_delay_ms=50)
+        batcher.start()
+
+        async def client(i):
+            await asyncio.sleep(0.002 * i)  # arrivals spread over 64 ms
+            return await batcher.submit({"x": np.ones((1, 1), np.float32)}, 5)
+
+        await asyncio.gather(*(client(i) for i in range(32)))
+        await batcher.stop()
+
+    run_async(main())
+    assert len(batches) < 16, batches

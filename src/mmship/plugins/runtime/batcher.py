@@ -1,7 +1,8 @@
 """Dynamic batching for one graph: requests wait at most ``max_delay_ms`` to share a run.
 
 Requests (each a few rows of named arrays) queue on the event loop; one worker takes as
-many as fit in ``max_batch_size`` rows, stacks them (padding the text axis to the batch's
+many as fit in ``max_batch_size`` rows (waiting up to ``max_delay_ms`` for more only
+while there is load: a lone request at light traffic runs at once), stacks them (padding the text axis to the batch's
 longest where a pad function is given), runs the graph in a dedicated thread, and hands
 each request its rows back. While a batch runs the next one fills, so batches grow with
 load and stay at one request when traffic is light.
@@ -88,6 +89,7 @@ class DynamicBatcher:
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"mmship-{name}")
         self._last_batch_seconds = 0.05
+        self._last_rows = 0
 
     @property
     def depth(self) -> int:
@@ -139,7 +141,11 @@ class DynamicBatcher:
         first = await self._queue.get()
         self._take(first)
         batch, rows = [first], first.rows
-        flush_at = time.monotonic() + self.max_delay
+        # Wait for company only under load: when the last batch held one request and
+        # nothing else is queued, a lone request runs at once (no added latency at
+        # concurrency 1); batches then grow as soon as requests overlap.
+        busy = self._last_rows > 1 or not self._queue.empty()
+        flush_at = time.monotonic() + (self.max_delay if busy else 0.0)
         while rows < self.max_batch_size:
             try:
                 nxt = self._queue.get_nowait()
@@ -205,6 +211,7 @@ class DynamicBatcher:
         seconds = time.perf_counter() - start
         self._last_batch_seconds = seconds
         rows = sum(p.rows for p in live)
+        self._last_rows = rows
         self.observer.on_batch(self.name, rows, seconds)
         offset = 0
         for pending in live:
