@@ -45,3 +45,11 @@ def tiny_fusion_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.helpers.tiny_models import make_tiny_fusion
 
     return make_tiny_fusion(tmp_path_factory.mktemp("tiny-fusion"))
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_bundle(tiny_clip_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle (fp32 + int8) built from the tiny CLIP through the real build pipeline."""
+    from tests.helpers.bundles import build_bundle
+
+    return build_bundle(tiny_clip_dir, tmp_path_factory.mktemp("bundles") / "tiny-clip", precisions=("fp32", "int8"))

@@ -119,10 +119,11 @@ def test_bench_option_errors(stub, capsys, args, message):
     assert state.seen == []
 
 
-def test_bench_target_folder_is_not_yet_supported(tmp_path, capsys):
-    assert main(["bench", str(tmp_path), "--duration", "0.1"]) == 1
-    err = capsys.readouterr().err
-    assert "not supported yet" in err and "mmship serve" in err
+def test_bench_a_bundle_folder_serves_it_for_the_run(tiny_clip_bundle, capsys):
+    code = main(["bench", str(tiny_clip_bundle), "--concurrency", "1,2", "--duration", "0.5", "--modality", "text"])
+    assert code == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "text" in out and "req/s" in out
     with pytest.raises(MmshipError, match="neither an http"), resolve_target("nowhere"):
         pass
     with resolve_target("http://127.0.0.1:9/") as url:

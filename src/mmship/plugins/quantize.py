@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import warnings
 from collections.abc import Iterator
@@ -49,6 +50,17 @@ def _inside(folder: Path) -> Iterator[None]:
         yield
     finally:
         os.chdir(before)
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """onnxruntime's quantizer logs a warning per tensor on the root logger; the build
+    reports what matters (accuracy per precision) itself."""
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def _preprocessed(graph: ExportedGraph, workdir: Path) -> Path:
@@ -100,10 +112,10 @@ def to_int8(graph: ExportedGraph, out: Path, workdir: Path, options: QuantizeOpt
 
     scratch = workdir / f"{graph.name}.int8-scratch"
     scratch.mkdir(exist_ok=True)
-    with _inside(scratch):
+    with _inside(scratch), _quiet_root_logger():
         source = _preprocessed(graph, workdir)
     notes = [f"int8 {options.mode}" + (" per-channel" if options.per_channel else "")]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_root_logger():
         warnings.simplefilter("ignore")
         if options.mode == "dynamic":
             quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8, per_channel=options.per_channel)
