@@ -222,7 +222,11 @@ def build(request: BuildRequest, reporter: StageReporter | None = None) -> Path:
                         )
                     )
             report["stages"] = {t.name: round(t.seconds, 3) for t in reporter.timings}
-            serving = request.serving_params or adapter.default_serving_params()
+            if request.serving_params is not None:
+                serving = request.serving_params
+            else:  # no config: serve the fastest precision built (int8 on CPU)
+                fastest = "int8" if "int8" in precisions else "fp32"
+                serving = adapter.default_serving_params().model_copy(update={"precision": fastest})
             if serving.precision not in precisions:
                 serving = serving.model_copy(update={"precision": "int8" if "int8" in precisions else precisions[-1]})
             request.serving_params = serving

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from types import SimpleNamespace
 
 import httpx
@@ -47,7 +49,9 @@ def test_two_replicas_serve_embed_on_loopback(tiny_clip_bundle, tmp_path, monkey
     for key in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_USAGE_STATS_ENABLED", "RAY_AUTH_MODE"):
         monkeypatch.delenv(key, raising=False)
     port = free_port()
-    target = RayTarget(RaySettings(port=port, work_dir=str(tmp_path / "ray"), num_cpus=0.5, blocking=False, threads=1))
+    # Ray's socket paths live under work_dir and must stay under 107 bytes: a short folder
+    work_dir = tempfile.mkdtemp(prefix="mr-", dir="/tmp")
+    target = RayTarget(RaySettings(port=port, work_dir=work_dir, num_cpus=0.5, blocking=False, threads=1))
     bundle = Bundle.load(tiny_clip_bundle)
     config = deploy_config(2, 2)
     plan = target.plan(bundle, config)
@@ -66,3 +70,4 @@ def test_two_replicas_serve_embed_on_loopback(tiny_clip_bundle, tmp_path, monkey
         assert listeners and all(c.laddr.ip in ("127.0.0.1", "::1") for c in listeners)
     finally:
         stop_ray()
+        shutil.rmtree(work_dir, ignore_errors=True)

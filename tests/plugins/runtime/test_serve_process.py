@@ -47,7 +47,8 @@ def test_sigterm_drains_requests_in_flight(tiny_clip_bundle, tmp_path):
             proc.send_signal(signal.SIGTERM)
             codes = [f.result().status_code for f in futures]
         assert codes == [200] * 6
-        assert proc.wait(timeout=30) == 0
+        # uvicorn drains, then re-raises the SIGTERM it caught so the exit reads as one
+        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
     finally:
         if proc.poll() is None:
             proc.kill()
