@@ -1,7 +1,8 @@
 """Serving benchmark: full-size random-weight CLIP ViT-B/32 over HTTP, one item a request.
 
 Measured in one run, on this machine, with the same load generator (`mmship bench`'s):
-  * mmship int8 and fp32: images/s and texts/s with p50/p95 at each concurrency;
+  * mmship int8 (static and dynamic) and fp32: images/s and texts/s with p50/p95 at each
+    concurrency;
   * the in-process onnxruntime engine at batch 16 (the ceiling any server could reach);
   * a naive server: FastAPI + transformers eager, one request one forward pass.
 Prints a table and the ratios. Usage:
@@ -22,6 +23,7 @@ import numpy as np
 
 from mmship.core.bundle import Bundle
 from mmship.core.pipeline import BuildRequest, build
+from mmship.core.stages import QuantizeOptions
 from mmship.plugins.bench.loadgen import BenchPlan, bench_url, default_image
 from mmship.plugins.runtime.process import free_port, served_bundle, stop_process, wait_ready
 from mmship.testing.models import make_random_clip
@@ -29,16 +31,20 @@ from mmship.testing.models import make_random_clip
 CAPTION = "a photo of a cat sitting on a wooden table next to a cup of coffee"
 
 
-def prepare(work: Path) -> tuple[Path, Path]:
+def prepare(work: Path) -> tuple[Path, dict[str, Path]]:
+    """The random-weight model and two bundles: int8 dynamic and int8 static (each with fp32)."""
     model = work / "clip-vit-b32-random"
     if not (model / "config.json").exists():
         print(f"making {model}", flush=True)
         make_random_clip(model)
-    bundle = work / "bundle"
-    if not (bundle / "mmship.yaml").exists():
-        print(f"building {bundle} (fp32 + int8)", flush=True)
-        build(BuildRequest(source=str(model), out=bundle, precisions=["fp32", "int8"]))
-    return model, bundle
+    bundles = {}
+    for mode in ("dynamic", "static"):
+        bundle = work / f"bundle-int8-{mode}"
+        if not (bundle / "mmship.yaml").exists():
+            print(f"building {bundle} (fp32 + int8 {mode})", flush=True)
+            build(BuildRequest(source=str(model), out=bundle, precisions=["fp32", "int8"], quantize=QuantizeOptions(mode=mode)))
+        bundles[mode] = bundle
+    return model, bundles
 
 
 def engine_ceiling(bundle_dir: Path, precision: str, batch: int = 16, seconds: float = 5.0) -> dict[str, float]:
@@ -94,48 +100,52 @@ def main() -> int:
     args = parser.parse_args()
     concurrency = [int(c) for c in args.concurrency.split(",")]
     args.work.mkdir(parents=True, exist_ok=True)
-    model, bundle = prepare(args.work)
-
+    model, bundles = prepare(args.work)
+    servers = {  # name -> (bundle, precision)
+        "mmship-int8-static": (bundles["static"], "int8"),
+        "mmship-int8-dynamic": (bundles["dynamic"], "int8"),
+        "mmship-fp32": (bundles["dynamic"], "fp32"),
+    }
     results: dict[str, dict] = {}
-    for precision in ("int8", "fp32"):
-        print(f"engine {precision} batch 16", flush=True)
-        results[f"engine-{precision}"] = engine_ceiling(bundle, precision)
-        print(f"    {results[f'engine-{precision}']}", flush=True)
-        print(f"mmship serve --precision {precision}", flush=True)
+    for name, (bundle, precision) in servers.items():
+        engine = "engine" + name.removeprefix("mmship")
+        print(f"{engine}: in-process, batch 16", flush=True)
+        results[engine] = engine_ceiling(bundle, precision)
+        print(f"    {results[engine]}", flush=True)
+        print(f"{name}: mmship serve --precision {precision}", flush=True)
         with served_bundle(bundle, ["--precision", precision]) as url:
-            results[f"mmship-{precision}"] = bench(url, concurrency, args.duration)
+            results[name] = bench(url, concurrency, args.duration)
     if not args.skip_naive:
         print("naive FastAPI + transformers eager", flush=True)
         results["naive"] = naive(model, concurrency, args.duration)
 
     top = max(concurrency)
-    rows = []
-    for name in ("mmship-int8", "mmship-fp32", "naive"):
-        if name not in results:
-            continue
-        for (modality, c), level in sorted(results[name].items()):
-            rows.append((name, modality, c, level["rps"], level["p50_ms"], level["p95_ms"], level["errors"]))
     print("\n| server | modality | concurrency | items/s | p50 ms | p95 ms | errors |\n|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]:.1f} | {r[4] or 0:.1f} | {r[5] or 0:.1f} | {r[6]} |")
-    for precision in ("int8", "fp32"):
-        engine = results[f"engine-{precision}"]
-        print(f"| engine-{precision} (in-process, batch 16) | image | - | {engine['image']:.1f} | | | |")
-        print(f"| engine-{precision} (in-process, batch 16) | text ({engine['text_tokens']} tokens) | - | {engine['text']:.1f} | | | |")
+    for name in (*servers, "naive"):
+        for (modality, c), level in sorted(results.get(name, {}).items()):
+            print(f"| {name} | {modality} | {c} | {level['rps']:.1f} | {level['p50_ms'] or 0:.1f} | {level['p95_ms'] or 0:.1f} | {level['errors']} |")
+    for name in servers:
+        engine = results["engine" + name.removeprefix("mmship")]
+        label = "engine" + name.removeprefix("mmship")
+        print(f"| {label} (in-process, batch 16) | image | - | {engine['image']:.1f} | | | |")
+        print(f"| {label} (in-process, batch 16) | text ({engine['text_tokens']} tokens) | - | {engine['text']:.1f} | | | |")
 
     def rps(name: str, modality: str, c: int) -> float:
         return results[name][(modality, c)]["rps"]
 
-    print("\nratios at concurrency", top)
-    for modality in ("image", "text"):
-        m = rps("mmship-int8", modality, top)
-        line = f"  {modality}: mmship int8 / engine int8 = {m / results['engine-int8'][modality]:.2f}"
-        if "naive" in results:
-            line += f"; mmship int8 / naive = {m / rps('naive', modality, top):.2f}; mmship fp32 / naive = {rps('mmship-fp32', modality, top) / rps('naive', modality, top):.2f}"
-        print(line)
+    print(f"\nratios at concurrency {top}")
+    for name in servers:
+        engine = results["engine" + name.removeprefix("mmship")]
+        for modality in ("image", "text"):
+            line = f"  {name} {modality}: HTTP / in-process engine = {rps(name, modality, top) / engine[modality]:.2f}"
+            if "naive" in results:
+                line += f"; / naive = {rps(name, modality, top) / rps('naive', modality, top):.2f}"
+            print(line)
     if 1 in concurrency:
-        print(f"  image p50 at concurrency 1: mmship int8 {results['mmship-int8'][('image', 1)]['p50_ms']:.1f} ms"
-              + (f", naive {results['naive'][('image', 1)]['p50_ms']:.1f} ms" if "naive" in results else ""))
+        for name in (*servers, "naive"):
+            if name in results:
+                print(f"  {name}: image p50 at concurrency 1 = {results[name][('image', 1)]['p50_ms']:.1f} ms, "
+                      f"text p50 = {results[name][('text', 1)]['p50_ms']:.1f} ms")
     if args.json:
         args.json.write_text(json.dumps({k: ({f"{m}@{c}": v for (m, c), v in r.items()} if k.startswith(("mmship", "naive")) else r) for k, r in results.items()}, indent=2))
     return 0

@@ -4,8 +4,8 @@
   (``onnxconverter-common`` breaks the CLIP vision graph's Conv).
 * int8 dynamic (default): weights int8, activations quantized at run time;
   ``per_channel`` optional.
-* int8 static: QDQ with activation ranges calibrated on ``calibration_dir/<graph>.npz``
-  (arrays named like the graph's inputs, batch on axis 0).
+* int8 static: QDQ MatMuls with activation ranges calibrated on
+  ``calibration_dir/<graph>.npz`` (arrays named like the graph's inputs, batch on axis 0).
 """
 
 from __future__ import annotations
@@ -24,6 +24,11 @@ from mmship.core.errors import BuildError
 from mmship.core.specs import ExportedGraph
 from mmship.core.stages import QuantizeOptions
 from mmship.plugins.onnx_tools import make_session
+
+#: Static int8 quantizes the matrix products only. Measured on full-size CLIP ViT-B/32
+#: (image tower, 2 cores, AVX-512 VNNI): every op static -> cosine 0.906 to fp32;
+#: MatMul only -> cosine 0.9997 at 62 images/s, against 57 for dynamic int8.
+STATIC_OP_TYPES = ("MatMul",)
 
 
 def to_fp16(graph: ExportedGraph, out: Path) -> ExportedGraph:
@@ -132,6 +137,7 @@ def to_int8(graph: ExportedGraph, out: Path, workdir: Path, options: QuantizeOpt
                 str(out),
                 reader,
                 quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=list(STATIC_OP_TYPES),
                 per_channel=options.per_channel,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
