@@ -59,3 +59,30 @@ def test_installed_plugin_can_be_disabled(installed_example):
     env = dict(installed_example, MMSHIP_DISABLE_PLUGINS="siglip")
     result = mmship(env, "adapters", "--json")
     assert "siglip" not in {a["name"] for a in json.loads(result.stdout)}
+
+
+SIGLIP_CONFIG = """\
+compute: {{instance_type: cpu.medium, min_replicas: 1, max_replicas: 2}}
+model:
+  name: my-siglip
+  adapter: siglip
+  inputs:
+    - {{name: image, type: tensor, shape: {image_shape}}}
+    - {{name: text, type: tensor, shape: [-1, 64]}}
+  serving_params: {{precision: int8}}
+"""
+
+
+def test_mmship_check_uses_the_installed_adapter(installed_example, tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text(SIGLIP_CONFIG.format(image_shape="[-1, 3, 224, 224]"))
+    result = mmship(installed_example, "check", str(good), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "siglip" in result.stdout
+
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(SIGLIP_CONFIG.format(image_shape="[-1, 3, 384, 384]"))
+    result = mmship(installed_example, "check", str(wrong), cwd=tmp_path)
+    assert result.returncode == 1
+    shown = result.stdout + result.stderr
+    assert "384" in shown and "224" in shown
