@@ -8,6 +8,8 @@ timed at batch 1 on this machine; the optimized one is shipped only when it is a
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +56,9 @@ def mmship_optimize(graph: ExportedGraph, workdir: Path, options: OptimizeOption
     if options.level == "none":
         return graph
     level = SAVED_LEVELS[options.level]
-    out = Path(workdir) / f"{graph.name}.{graph.precision}.opt.onnx"
+    handle, name = tempfile.mkstemp(prefix=f"{graph.name}.{graph.precision}.opt-", suffix=".onnx", dir=workdir)
+    os.close(handle)  # a fresh name per call: an earlier result is never overwritten
+    out = Path(name)
     offline_optimize(graph, out, level)
     feeds = example_feeds(graph.inputs)
     # Both timed the same way: the runtime applies its own online optimizations to each.
