@@ -15,6 +15,7 @@ class StageTiming:
     name: str
     seconds: float
     detail: str = ""
+    ok: bool = True
 
 
 @dataclass
@@ -31,6 +32,9 @@ class StageReporter:
         start = time.perf_counter()
         try:
             yield record
+        except BaseException:
+            record.ok = False
+            raise
         finally:
             record.seconds = time.perf_counter() - start
             self.timings.append(record)

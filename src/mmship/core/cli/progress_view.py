@@ -23,7 +23,8 @@ class RichStageReporter(StageReporter):
         if self._status is not None:
             self._status.stop()
             self._status = None
-        console.print(f"[green]done[/] {record.name:<14} {record.seconds:7.1f} s  {record.detail}")
+        verdict = "[green]done[/]  " if record.ok else "[red]failed[/]"
+        console.print(f"{verdict} {record.name:<14} {record.seconds:7.1f} s  {record.detail}")
 
     def note(self, message: str) -> None:
         console.print(f"  {message}")
