@@ -19,9 +19,43 @@ def cpu_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def make_session(path: str | Path, threads: int | None = None, spinning: bool = False, optimize: str = "all") -> Any:
-    """An onnxruntime CPU session with explicit threads and (by default) no spinning,
-    so several sessions in one process do not steal each other's cores."""
+#: Serving accelerator -> onnxruntime execution providers, best first.
+ACCELERATOR_PROVIDERS = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+def providers_for(accelerator: str) -> list[str]:
+    """The execution providers for ``accelerator``; raises when its first one is missing."""
+    import onnxruntime as ort
+
+    from mmship.core.errors import MmshipError
+
+    wanted = ACCELERATOR_PROVIDERS.get(accelerator)
+    if wanted is None:
+        raise MmshipError(
+            f"unknown accelerator {accelerator!r}; expected one of {', '.join(ACCELERATOR_PROVIDERS)}",
+            hint="use --accelerator cpu, cuda or tensorrt",
+        )
+    available = set(ort.get_available_providers())
+    if wanted[0] not in available:
+        raise MmshipError(
+            f"accelerator {accelerator!r} needs onnxruntime's {wanted[0]}, and this onnxruntime has only "
+            f"{', '.join(sorted(available))}",
+            hint="install onnxruntime-gpu (with CUDA/TensorRT on the machine), or serve with --accelerator cpu",
+        )
+    return [p for p in wanted if p in available]
+
+
+def make_session(
+    path: str | Path, threads: int | None = None, spinning: bool = False, optimize: str = "all",
+    providers: list[str] | None = None,
+) -> Any:
+    """An onnxruntime session (CPU unless ``providers`` say otherwise) with explicit
+    threads and (by default) no spinning, so several sessions in one process do not
+    steal each other's cores."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -35,7 +69,7 @@ def make_session(path: str | Path, threads: int | None = None, spinning: bool = 
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     }[optimize]
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), sess_options=options, providers=providers or ["CPUExecutionProvider"])
 
 
 def run(session: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -20,7 +20,10 @@ class MmshipReplica:
         from mmship.plugins.runtime.settings import ServerSettings
 
         self.settings = ServerSettings(**settings)
-        self.engine = Engine(Bundle.load(bundle_path), precision=self.settings.precision, threads=self.settings.threads)
+        self.engine = Engine(
+            Bundle.load(bundle_path), precision=self.settings.precision, threads=self.settings.threads,
+            accelerator=self.settings.accelerator,
+        )
 
     def __serve_build_asgi_app__(self) -> Any:
         from mmship.plugins.runtime.app import create_app

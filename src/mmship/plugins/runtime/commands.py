@@ -30,6 +30,7 @@ def _add_serve(app: typer.Typer) -> None:
         timeout: float = typer.Option(30.0, "--timeout", help="Per-request deadline in seconds (504 after)."),
         max_body_mb: float = typer.Option(32.0, "--max-body-mb", help="Largest request body accepted."),
         threads: int | None = typer.Option(None, "--threads", help="onnxruntime threads per session (default: all cores)."),
+        accelerator: str | None = typer.Option(None, "--accelerator", help="cpu, cuda or tensorrt (default: the bundle's when present, else cpu)."),
         api_key: str | None = typer.Option(None, "--api-key", envvar="MMSHIP_API_KEY", help="Require 'Authorization: Bearer KEY'.", show_envvar=True),
         insecure: bool = typer.Option(False, "--insecure", help="Allow a non-loopback bind without an API key."),
         memory_log: float | None = typer.Option(None, "--memory-log", help="Sample the server's RSS every SECONDS into a CSV."),
@@ -43,13 +44,15 @@ def _add_serve(app: typer.Typer) -> None:
         settings = ServerSettings(
             host=host, port=port, precision=precision, max_batch_size=max_batch_size, max_delay_ms=max_delay_ms,
             max_queue_rows=max_queue, request_timeout_s=timeout, max_body_bytes=int(max_body_mb * 1024 * 1024),
-            threads=threads, api_key=api_key, insecure=insecure,
+            threads=threads, accelerator=accelerator, api_key=api_key, insecure=insecure,
             memory_log=str(memory_log_file) if memory_log else None, memory_log_interval_s=memory_log or 5.0,
         )
         server = build_server(bundle, settings)
         service = server.config.app.state.service
+        for note in service.engine.notes:
+            console.print(f"[yellow]note:[/] {note}")
         console.print(
-            f"serving [bold]{service.name}[/] ({service.engine.precision}, graphs: {', '.join(service.engine.graphs)}) "
+            f"serving [bold]{service.name}[/] ({service.engine.precision} on {service.engine.accelerator}, graphs: {', '.join(service.engine.graphs)}) "
             f"on http://{host}:{port}  pid {os.getpid()}"
         )
         console.print(f"  try: mmship invoke http://{host}:{port} --image cat.jpg --text 'a photo of a cat'   docs: http://{host}:{port}/docs")

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from mmship.core.bundle import Bundle
-from mmship.core.errors import BundleError
+from mmship.core.errors import BundleError, MmshipError
 from mmship.core.specs import GraphSpec, TensorSpec
-from mmship.plugins.onnx_tools import cpu_threads, make_session
+from mmship.plugins.onnx_tools import cpu_threads, make_session, providers_for
 
 NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32, "uint8": np.uint8}
 
@@ -34,10 +34,26 @@ class GraphRunner:
         return dict(zip(names, values))
 
 
+def choose_accelerator(asked: str | None, bundle_default: str) -> tuple[str, list[str]]:
+    """The accelerator to serve on: the one asked for (an error if it is missing), else
+    the bundle's when this machine has it, else the CPU with a note saying why."""
+    if asked is not None:
+        return asked, []
+    if bundle_default == "cpu":
+        return "cpu", []
+    try:
+        providers_for(bundle_default)
+    except MmshipError as exc:
+        return "cpu", [f"the bundle asks for {bundle_default!r}, serving on the CPU instead: {exc.message}"]
+    return bundle_default, []
+
+
 class Engine:
     """Sessions for every graph of a bundle at one precision."""
 
-    def __init__(self, bundle: Bundle, precision: str | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self, bundle: Bundle, precision: str | None = None, threads: int | None = None, accelerator: str | None = None
+    ) -> None:
         manifest = bundle.manifest
         if not manifest.graphs:
             raise BundleError(
@@ -47,6 +63,8 @@ class Engine:
         self.bundle = bundle
         self.precision = precision or manifest.serving_params.precision
         self.threads = threads or cpu_threads()
+        self.accelerator, self.notes = choose_accelerator(accelerator, manifest.serving_params.accelerator)
+        providers = providers_for(self.accelerator)
         specs = {s.name: s for s in (*manifest.inputs, *manifest.outputs)}
         self.graphs: dict[str, GraphRunner] = {}
         for graph_spec in manifest.graph_specs:
@@ -55,7 +73,7 @@ class Engine:
                 spec=graph_spec,
                 inputs=[specs[n] for n in graph_spec.inputs],
                 outputs=[specs[n] for n in graph_spec.outputs],
-                session=make_session(path, threads=self.threads, spinning=False),
+                session=make_session(path, threads=self.threads, spinning=False, providers=providers),
             )
 
     @property

@@ -26,6 +26,7 @@ class ServerSettings(BaseModel):
     max_items_per_request: int = Field(256, ge=1)
     preprocess_workers: int = Field(2, ge=1)
     threads: int | None = Field(None, ge=1, description="onnxruntime threads per session")
+    accelerator: str | None = Field(None, description="cpu, cuda or tensorrt (default: the bundle's, if present)")
     api_key: SecretStr | None = None
     insecure: bool = False
     memory_log: str | None = None

@@ -1,0 +1,43 @@
+"""The engine: sessions per graph, accelerator choice, checkpoint bundles refused."""
+
+from __future__ import annotations
+
+import onnxruntime as ort
+import pytest
+
+from mmship.core.bundle import Bundle
+from mmship.core.errors import BundleError, MmshipError
+from mmship.plugins.runtime.engine import Engine, choose_accelerator
+
+HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def test_engine_loads_every_graph_at_the_asked_precision(tiny_clip_bundle):
+    engine = Engine(Bundle.load(tiny_clip_bundle), precision="fp32")
+    assert set(engine.graphs) == {"image", "text"}
+    assert engine.precision == "fp32" and engine.accelerator == "cpu"
+    with pytest.raises(BundleError, match="no fp16 graph"):
+        Engine(Bundle.load(tiny_clip_bundle), precision="fp16")
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="checks the error on a machine without CUDA")
+def test_asking_for_a_missing_accelerator_is_a_clear_error(tiny_clip_bundle):
+    with pytest.raises(MmshipError) as info:
+        Engine(Bundle.load(tiny_clip_bundle), accelerator="cuda")
+    assert "CUDAExecutionProvider" in info.value.message and "onnxruntime-gpu" in info.value.hint
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="checks the fallback on a machine without CUDA")
+def test_bundle_accelerator_falls_back_to_cpu_with_a_note():
+    accelerator, notes = choose_accelerator(None, "tensorrt")
+    assert accelerator == "cpu"
+    assert "tensorrt" in notes[0] and "CPU" in notes[0]
+    assert choose_accelerator(None, "cpu") == ("cpu", [])
+    assert choose_accelerator("cpu", "tensorrt") == ("cpu", [])
+
+
+def test_checkpoint_bundle_is_refused(tmp_path):
+    from tests.plugins.targets.bundles import make_weights_bundle
+
+    with pytest.raises(BundleError, match="carries no ONNX graphs"):
+        Engine(Bundle.load(make_weights_bundle(tmp_path / "vlm")))
