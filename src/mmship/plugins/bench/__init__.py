@@ -3,7 +3,7 @@
 * :mod:`.results`: :class:`~.results.LevelResult` / :class:`~.results.BenchResult`;
 * :mod:`.loadgen`: asyncio + httpx workers, :func:`~.loadgen.bench_url`;
 * :mod:`.report`: the rich table per modality and the PNG plot (matplotlib, lazily);
-* :mod:`.target`: :func:`~.target.resolve_target`, a URL (or, later, a bundle folder
+* :mod:`.target`: :func:`~.target.resolve_target`, a URL (or a bundle folder
   served locally for the run) -> the base URL to load.
 """
 
