@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+#: Shared fixtures: the HTTP API stub (``stub_server``, ``stub``) for client/invoke/bench
+#: tests; the deploy-target fixtures (bundles, the fake FriendliAI API, ``vlm_folder``).
+pytest_plugins = ["tests.helpers.stub_server", "tests.plugins.targets.fixtures"]
+
 # huggingface_hub reads this once, when it is first imported: set it before any test does.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from mmship.client import Client, ServerError, error_from_response, retry_after_seconds
 from mmship.core.errors import InputSpecError, MmshipError
-from tests.test_client_stub import MODEL, embed_images, embed_texts, stub, stub_server  # noqa: F401
+from tests.helpers.stub_server import MODEL, embed_images, embed_texts
 
 pytestmark = pytest.mark.network
 

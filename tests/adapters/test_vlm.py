@@ -13,7 +13,6 @@ from mmship.core.bundle import Bundle
 from mmship.core.errors import DimensionMismatchError
 from mmship.core.manager import get_plugin_manager
 from mmship.core.model_source import read_hf_config, read_weight_shapes
-from tests.plugins.targets.fixtures import *  # fixtures: vlm_folder, vlm_bundle
 
 
 def test_registered_and_detected_from_config(vlm_folder):

@@ -16,7 +16,7 @@ from mmship.core.errors import MmshipError
 from mmship.plugins.bench import BenchPlan, bench_url, resolve_target
 from mmship.plugins.bench.loadgen import default_image
 from mmship.plugins.bench.results import LevelResult
-from tests.test_client_stub import MODEL, stub, stub_server  # noqa: F401
+from tests.helpers.stub_server import MODEL
 
 pytestmark = pytest.mark.network
 

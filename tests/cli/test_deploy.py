@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from mmship.core.cli.app import main
-from tests.plugins.targets.fixtures import *  # fixtures: bundles, the fake FriendliAI API
 from tests.plugins.targets.fixtures import PROJECT
 
 pytestmark = pytest.mark.network

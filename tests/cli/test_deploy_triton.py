@@ -9,7 +9,6 @@ import mmship
 from mmship.core.cli.app import main
 from mmship.core.manager import get_plugin_manager
 from mmship.core.target import Deployment
-from tests.plugins.targets.fixtures import *  # fixtures: bundles, the fake FriendliAI API
 
 
 def run(capsys, *args):

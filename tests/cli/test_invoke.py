@@ -12,7 +12,7 @@ import pytest
 from mmship.core.cli import app as app_module
 from mmship.core.cli.app import main
 from mmship.core.cli.invoke_cmd import cosine, similarity_rows, softmax
-from tests.test_client_stub import MODEL, stub, stub_server  # noqa: F401
+from tests.helpers.stub_server import MODEL
 
 pytestmark = pytest.mark.network
 

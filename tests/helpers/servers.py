@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,10 +12,7 @@ from typing import Any
 import httpx
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from mmship.plugins.runtime.process import free_port  # noqa: F401  (re-exported for tests)
 
 
 @contextlib.contextmanager

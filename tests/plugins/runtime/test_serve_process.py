@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,22 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.helpers.servers import free_port
+from mmship.plugins.runtime.process import free_port, wait_ready
 
 pytestmark = pytest.mark.network
-
-
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else "server exited"
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("server not ready")
 
 
 def test_sigterm_drains_requests_in_flight(tiny_clip_bundle, tmp_path):
@@ -37,10 +23,10 @@ def test_sigterm_drains_requests_in_flight(tiny_clip_bundle, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "mmship", "serve", str(tiny_clip_bundle), "--port", str(port),
          "--max-delay-ms", "1500", "--max-batch-size", "64", "--memory-log", "0.2", "--memory-log-file", str(memory_csv)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
     )
     try:
-        wait_ready(url, proc)
+        wait_ready(url, proc, timeout_s=90)
         with ThreadPoolExecutor(6) as pool:
             futures = [pool.submit(httpx.post, f"{url}/embed", json={"texts": [f"text {i}"]}, timeout=30) for i in range(6)]
             time.sleep(0.5)  # the requests now wait in the batcher (max delay 1.5 s)

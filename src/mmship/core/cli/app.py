@@ -12,7 +12,6 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-import click
 import typer
 
 from mmship import __version__

@@ -38,7 +38,7 @@ def check_tensor(spec: TensorSpec, value: np.ndarray, max_length: int | None = N
             raise InputSpecError(
                 f"Expected input '{spec.name}' to have shape {expected} but got {got}: the image is "
                 "channels-last",
-                hint=f"transpose to NCHW (array.transpose(0, 3, 1, 2)) or send the encoded image as 'image'",
+                hint="transpose to NCHW (array.transpose(0, 3, 1, 2)) or send the encoded image as 'image'",
             )
     for axis, (want, have) in enumerate(zip(spec.shape, value.shape)):
         if want != -1 and want != have:
