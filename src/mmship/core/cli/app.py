@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mmship.core.cli.check_cmd",
     "mmship.core.cli.build_cmd",
     "mmship.core.cli.inspect_cmd",
+    "mmship.core.cli.doctor_cmd",
     "mmship.core.cli.deploy_cmd",
     "mmship.core.cli.invoke_cmd",
     "mmship.core.cli.bench_cmd",

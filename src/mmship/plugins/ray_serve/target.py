@@ -32,7 +32,7 @@ class RaySettings(BaseModel):
     target_ongoing_requests: float | None = Field(None, gt=0)
     upscale_delay_s: float = Field(5.0, ge=0)
     downscale_delay_s: float | None = Field(None, ge=0)
-    look_back_period_s: float = Field(10.0, gt=0)
+    look_back_period_s: float = Field(30.0, gt=10.0, description="must exceed Ray's 10 s metrics interval")
     threads: int | None = Field(None, ge=1, description="onnxruntime threads per replica session")
     blocking: bool | None = Field(None, description="keep the command attached (default: yes for a local Ray)")
     work_dir: str | None = None
