@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402
 
 from mmship.adapters.base import DEFAULT_LOGIT_SCALE  # noqa: E402
 from mmship.adapters.clip import CLIPAdapter  # noqa: E402
@@ -170,7 +170,6 @@ def test_mmship_export_hook_exports_every_graph_with_parity(
 ) -> None:
     """The wrappers trace: the mmship_export hook exports each graph and it matches eager
     PyTorch at batch 1 and 3 (the export plugin's parity check)."""
-    pytest.importorskip("onnxruntime")
     from mmship.core.manager import get_plugin_manager
     from mmship.core.stages import ExportOptions
 
@@ -187,7 +186,6 @@ def test_mmship_export_hook_exports_every_graph_with_parity(
 
 def test_exported_text_graphs_take_other_lengths(clip, fusion, tmp_path: Path) -> None:
     """The sequence axis stays dynamic: a graph traced at the example length runs shorter texts."""
-    pytest.importorskip("onnxruntime")
     from mmship.plugins.export_onnx import export_module
     from mmship.plugins.onnx_tools import make_session, run
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402
 
 from mmship.adapters.fusion import FusionAdapter  # noqa: E402
 from mmship.adapters.fusion_model import (  # noqa: E402

@@ -181,7 +181,6 @@ def test_operations_a_target_does_not_support(capsys):
 
 
 def test_deploy_with_a_config_file(weights_bundle, friendli_env, tmp_path, capsys):
-    pytest.importorskip("mmship.core.config")
     config = tmp_path / "deploy_config.yaml"
     config.write_text(f"""
 runtime: {{framework: pytorch, version: "1.12"}}

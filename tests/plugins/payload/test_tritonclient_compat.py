@@ -23,8 +23,8 @@ from mmship.plugins.payload.v2 import (
 )
 from tests.plugins.payload.test_v2_codec import sample
 
-httpclient = pytest.importorskip("tritonclient.http")
-tritonutils = pytest.importorskip("tritonclient.utils")
+import tritonclient.http as httpclient  # noqa: E402
+import tritonclient.utils as tritonutils  # noqa: E402
 
 
 def triton_request(inputs, outputs=None, request_id=""):

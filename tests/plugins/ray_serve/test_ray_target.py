@@ -13,7 +13,6 @@ from mmship.core.bundle import Bundle
 from mmship.plugins.ray_serve.target import RaySettings, RayTarget, autoscaling_config
 from tests.helpers.servers import free_port
 
-ray = pytest.importorskip("ray", reason="the ray extra is not installed")  # installed by `make test`
 
 
 def deploy_config(min_replicas: int, max_replicas: int, metrics=(), cooldown=None):

@@ -112,8 +112,7 @@ def vlm_bundle(vlm_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     if "vlm_bundle" not in _CACHE:
         reset_plugin_manager()
         try:
-            if "vlm" not in get_plugin_manager().adapters():
-                pytest.skip("the vlm adapter is not registered")
+            assert "vlm" in get_plugin_manager().adapters(), "the built-in vlm adapter is not registered"
             out = tmp_path_factory.mktemp("vlm-bundle") / "tiny-llava"
             _CACHE["vlm_bundle"] = build(BuildRequest(source=str(vlm_folder), out=out))
         finally:
