@@ -70,3 +70,60 @@ def test_two_replicas_serve_embed_on_loopback(tiny_clip_bundle, tmp_path, monkey
     finally:
         stop_ray()
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def test_look_back_must_exceed_the_metrics_interval():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="look_back_period_s"):
+        RaySettings(look_back_period_s=5, metrics_interval_s=10)
+
+
+@pytest.mark.network
+def test_load_scales_one_replica_to_two(tiny_clip_bundle, tmp_path, monkeypatch):
+    """Autoscaling from the deploy config: 1 replica at rest, 2 under sustained load."""
+    import threading
+    import time
+
+    from mmship.plugins.ray_serve.cluster import stop_ray
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    port = free_port()
+    work_dir = tempfile.mkdtemp(prefix="mr-", dir="/tmp")
+    target = RayTarget(RaySettings(
+        port=port, work_dir=work_dir, num_cpus=0.5, blocking=False, threads=1, target_ongoing_requests=1,
+        upscale_delay_s=0.5, look_back_period_s=1.0, metrics_interval_s=0.25,
+    ))
+    bundle = Bundle.load(tiny_clip_bundle)
+    config = deploy_config(1, 2)
+    try:
+        deployment = target.start(bundle, config, target.plan(bundle, config), timeout_s=180)
+
+        def running() -> int:
+            replicas = target.status(deployment.name).details["replicas"]
+            return sum(states.get("RUNNING", 0) for states in replicas.values())
+
+        assert running() == 1
+        stop = threading.Event()
+
+        def load() -> None:
+            with httpx.Client(timeout=60) as client:
+                while not stop.is_set():
+                    client.post(f"{deployment.url}/embed", json={"texts": ["a photo of a cat"] * 8})
+
+        workers = [threading.Thread(target=load) for _ in range(8)]
+        for worker in workers:
+            worker.start()
+        deadline = time.monotonic() + 60
+        try:
+            while running() < 2 and time.monotonic() < deadline:
+                time.sleep(0.5)
+            scaled = running()
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join(timeout=60)
+        assert scaled == 2
+    finally:
+        stop_ray()
+        shutil.rmtree(work_dir, ignore_errors=True)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mmship import hookimpl
 from mmship.core.errors import DeployError
@@ -21,6 +21,15 @@ from mmship.core.target import Deployment, DeployPlan, Target
 
 class RaySettings(BaseModel):
     """``target:`` keys for ``name: ray``."""
+
+    @model_validator(mode="after")
+    def _look_back_exceeds_interval(self) -> RaySettings:
+        if self.look_back_period_s <= self.metrics_interval_s:
+            raise ValueError(
+                f"look_back_period_s ({self.look_back_period_s}) must be greater than metrics_interval_s "
+                f"({self.metrics_interval_s}): Ray averages load over the look-back window"
+            )
+        return self
 
     model_config = ConfigDict(extra="forbid")
     address: str | None = Field(None, description="an existing cluster (ray://... or host:port); default: a local loopback Ray")
@@ -32,7 +41,8 @@ class RaySettings(BaseModel):
     target_ongoing_requests: float | None = Field(None, gt=0)
     upscale_delay_s: float = Field(5.0, ge=0)
     downscale_delay_s: float | None = Field(None, ge=0)
-    look_back_period_s: float = Field(30.0, gt=10.0, description="must exceed Ray's 10 s metrics interval")
+    look_back_period_s: float = Field(30.0, gt=0, description="must exceed metrics_interval_s")
+    metrics_interval_s: float = Field(10.0, gt=0, description="how often replicas report load")
     threads: int | None = Field(None, ge=1, description="onnxruntime threads per replica session")
     blocking: bool | None = Field(None, description="keep the command attached (default: yes for a local Ray)")
     work_dir: str | None = None
@@ -60,6 +70,7 @@ def autoscaling_config(config: Any, settings: RaySettings) -> dict[str, Any]:
         "upscale_delay_s": settings.upscale_delay_s,
         "downscale_delay_s": float(downscale),
         "look_back_period_s": settings.look_back_period_s,
+        "metrics_interval_s": settings.metrics_interval_s,
     }
 
 
