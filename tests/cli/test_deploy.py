@@ -203,3 +203,19 @@ target:
     body = next(r for r in friendli_env.requests if r["method"] == "POST")["body"].replace(" ", "")
     assert '"autoscalingPolicy":{"minReplica":1,"maxReplica":5,"cooldownPeriod":300}' in body
     assert '"max_batch_size":8' in body and '"instanceOptionId":"LnK1wTaKc7WO"' in body
+
+
+def test_mmship_invoke_a_friendli_endpoint_by_url(weights_bundle, friendli_env, capsys, tmp_path, monkeypatch):
+    fake = friendli_env
+    code, out, err = run(capsys, "deploy", weights_bundle, "--target", "friendli", "--set", "endpoint_name=vlm-url", *fast(fake))
+    assert code == 0, err
+    (endpoint_id,) = fake.endpoints
+    monkeypatch.setenv("FRIENDLI_BASE_URL", fake.url)
+    code, out, err = run(capsys, "invoke", f"friendli://{endpoint_id}", "--image", image_file(tmp_path), "--text", "what is this?")
+    assert code == 0, err
+    assert "I see 1 image(s) and read: what is this?" in out
+    code, out, err = run(capsys, "invoke", f"friendli://{endpoint_id}", "--protocol", "embeddings", "--text", "hello")
+    assert code == 0 and "embedding 0: dim 8" in out
+    code, out, err = run(capsys, "invoke", f"friendli://{endpoint_id}", "--protocol", "v2", "--text", "hello")
+    assert code == 1 and "chat or embeddings" in err
+    assert fake.token not in out + err

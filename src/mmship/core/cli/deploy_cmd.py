@@ -148,6 +148,18 @@ def print_deployments(deployments: list[Deployment], title: str) -> None:
     console.print(table(title, ["name", "status", "url", "details"], rows))
 
 
+def print_invoke_result(result: Any) -> None:
+    """A deployment's answer: the reply text, embedding heads, and token usage."""
+    if getattr(result, "text", None) is not None:
+        console.print(result.text, markup=False, highlight=False)
+    for i, vector in enumerate(getattr(result, "embeddings", []) or []):
+        head = ", ".join(f"{x:.4f}" for x in vector[:8])
+        console.print(f"embedding {i}: dim {len(vector)} [{head}{', ...' if len(vector) > 8 else ''}]")
+    usage = getattr(result, "usage", None)
+    if usage:
+        console.print("usage: " + ", ".join(f"{k}={v}" for k, v in usage.items()), style="dim")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``deploy`` and the ``deployments`` group to ``app``."""
 
@@ -244,11 +256,4 @@ def register(app: typer.Typer) -> None:
         result = _target("invoke", target, config, sets).invoke(  # type: ignore[attr-defined]
             name, texts=text, images=images, mode=mode, max_tokens=max_tokens
         )
-        if getattr(result, "text", None) is not None:
-            console.print(result.text, markup=False, highlight=False)
-        for i, vector in enumerate(getattr(result, "embeddings", []) or []):
-            head = ", ".join(f"{x:.4f}" for x in vector[:8])
-            console.print(f"embedding {i}: dim {len(vector)} [{head}{', ...' if len(vector) > 8 else ''}]")
-        usage = getattr(result, "usage", None)
-        if usage:
-            console.print("usage: " + ", ".join(f"{k}={v}" for k, v in usage.items()), style="dim")
+        print_invoke_result(result)

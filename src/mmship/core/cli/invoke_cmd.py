@@ -12,6 +12,33 @@ from mmship.core.cli.console import console, table
 from mmship.core.errors import MmshipError
 
 PROTOCOL_CHOICES = ("auto", "v2", "v2-binary", "embed")
+FRIENDLI_SCHEME = "friendli://"
+FRIENDLI_PROTOCOLS = {"auto": "chat", "chat": "chat", "embeddings": "embeddings"}
+
+
+def _invoke_friendli(endpoint_id: str, texts: list[str], images: list[Path], protocol: str, timeout: float) -> None:
+    """One call to a FriendliAI endpoint (chat completions or embeddings)."""
+    import os
+
+    from mmship.core.cli.deploy_cmd import print_invoke_result
+    from mmship.plugins.targets.friendli.client import DEFAULT_BASE_URL
+    from mmship.plugins.targets.friendli.invoke import invoke_friendli
+
+    if protocol not in FRIENDLI_PROTOCOLS:
+        raise MmshipError(
+            f"a FriendliAI endpoint speaks chat or embeddings, not {protocol!r}",
+            hint="use --protocol chat (text + images) or --protocol embeddings (texts)",
+        )
+    if not endpoint_id:
+        raise MmshipError("friendli:// needs an endpoint id", hint="write friendli://ENDPOINT_ID (see `mmship deployments list --target friendli`)")
+    for path in images:
+        if not path.is_file():
+            raise MmshipError(f"image {path} does not exist", hint="pass the path of a JPEG/PNG file")
+    result = invoke_friendli(
+        endpoint_id, texts=texts, images=[p.read_bytes() for p in images], mode=FRIENDLI_PROTOCOLS[protocol],
+        base_url=os.environ.get("FRIENDLI_BASE_URL", DEFAULT_BASE_URL), timeout_s=timeout,
+    )
+    print_invoke_result(result)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -73,7 +100,7 @@ def register(app: typer.Typer) -> None:
         image: list[Path] = typer.Option([], "--image", "-i", help="An image file (repeat for several)."),
         text: list[str] = typer.Option([], "--text", "-t", help="A text (repeat for several)."),
         protocol: str = typer.Option(
-            "auto", "--protocol", help="v2, v2-binary, embed, or auto (v2-binary when the model name is known, else embed)."
+            "auto", "--protocol", help="v2, v2-binary, embed, or auto (v2-binary when the model name is known, else embed); for friendli:// URLs chat or embeddings."
         ),
         model: str | None = typer.Option(None, "--model", "-m", help="Model name for v2 (default: asked from the server)."),
         api_key: str | None = typer.Option(None, "--api-key", envvar="MMSHIP_API_KEY", show_envvar=True, help="Bearer API key."),
@@ -82,10 +109,19 @@ def register(app: typer.Typer) -> None:
         timeout: float = typer.Option(30.0, "--timeout", help="Seconds per request."),
         as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
     ) -> None:
-        """Send images and texts to a served model; print similarities, classes or embedding shapes."""
+        """Send images and texts to a served model; print similarities, classes or embedding shapes.
+
+        URL may also be ``friendli://ENDPOINT_ID``: a FriendliAI endpoint, called with chat
+        completions (``--protocol chat``, the default) or ``--protocol embeddings``, the
+        token from ``FRIENDLI_TOKEN`` and the API at ``FRIENDLI_BASE_URL`` (default
+        https://api.friendli.ai)."""
         from mmship.client import Client
 
-        if protocol not in PROTOCOL_CHOICES:
+        if url.startswith(FRIENDLI_SCHEME):
+            _invoke_friendli(url.removeprefix(FRIENDLI_SCHEME), text, image, protocol, timeout)
+            return
+
+        if protocol not in PROTOCOL_CHOICES:  # (friendli:// was handled above)
             raise MmshipError(f"unknown protocol {protocol!r}", hint=f"use one of {', '.join(PROTOCOL_CHOICES)}")
         if not image and not text:
             raise MmshipError("nothing to send", hint="pass --image PATH and/or --text TEXT")
