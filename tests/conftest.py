@@ -18,10 +18,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 @pytest.fixture(autouse=True)
 def _isolated_mmship(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test starts with a fresh plugin manager and the hub offline."""
+    """Each test starts with a fresh plugin manager, the hub offline, a wide terminal
+    (rich does not wrap messages) and no API key inherited from the environment."""
     from mmship.core.manager import reset_plugin_manager
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("MMSHIP_API_KEY", raising=False)
     reset_plugin_manager()
     yield
     reset_plugin_manager()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import re
@@ -10,7 +9,6 @@ import re
 import pytest
 from PIL import Image
 
-from mmship.core.cli import app as app_module
 from mmship.core.cli.app import main
 from mmship.core.errors import MmshipError
 from mmship.plugins.bench import BenchPlan, bench_url, resolve_target
@@ -19,15 +17,6 @@ from mmship.plugins.bench.results import LevelResult
 from tests.helpers.stub_server import MODEL
 
 pytestmark = pytest.mark.network
-
-
-@pytest.fixture(autouse=True)
-def cli_env(monkeypatch):
-    """A wide terminal; only the command modules that exist in this checkout."""
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.delenv("MMSHIP_API_KEY", raising=False)
-    present = tuple(m for m in app_module.COMMAND_MODULES if importlib.util.find_spec(m) is not None)
-    monkeypatch.setattr(app_module, "COMMAND_MODULES", present)
 
 
 def table_rows(out: str, title: str) -> list[list[str]]:

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from importlib.resources import files
 
 import numpy as np
 import pytest
 
-from mmship.core.cli import app as app_module
 from mmship.core.cli.app import main
 from mmship.core.cli.invoke_cmd import cosine, similarity_rows, softmax
 from tests.helpers.stub_server import MODEL
 
 pytestmark = pytest.mark.network
-
-
-@pytest.fixture(autouse=True)
-def cli_env(monkeypatch):
-    """A wide terminal; only the command modules that exist in this checkout."""
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.delenv("MMSHIP_API_KEY", raising=False)
-    present = tuple(m for m in app_module.COMMAND_MODULES if importlib.util.find_spec(m) is not None)
-    monkeypatch.setattr(app_module, "COMMAND_MODULES", present)
 
 
 @pytest.fixture(scope="module")

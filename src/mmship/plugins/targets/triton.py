@@ -85,12 +85,8 @@ class TritonTarget(Target):
 
     def models(self, bundle: Any, config: Any) -> list[TritonModel]:
         """One :class:`TritonModel` per graph at the serving precision."""
+        self.require_graphs(bundle)
         m = bundle.manifest
-        if not m.graphs:
-            raise DeployError(
-                f"bundle {m.name!r} (adapter {m.adapter!r}) has no ONNX graphs: it is served from its checkpoint",
-                hint="deploy it with --target friendli, or build a graphs bundle for Triton",
-            )
         serving = config_view.serving_params(bundle, config)
         precision = self.settings.precision or serving.precision
         specs = {s.name: s for s in (*m.inputs, *m.outputs)}
