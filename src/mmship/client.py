@@ -33,15 +33,15 @@ import numpy as np
 from mmship import __version__
 from mmship.core.errors import MmshipError
 from mmship.core.payload import EncodedRequest, PayloadInputs
-from mmship.plugins.payload.embed import (
+from mmship.payload.images import ImageLike, to_image_bytes
+from mmship.plugins.codecs.embed import (
     DEFAULT_TEMPLATE,
     ClassifyResult,
     EmbedResult,
     decode_classify_response,
     decode_embed_response,
 )
-from mmship.plugins.payload.images import ImageLike, to_image_bytes
-from mmship.plugins.payload.v2 import OPTION_OUTPUTS, decode_v2_response
+from mmship.plugins.codecs.v2 import OPTION_OUTPUTS, decode_v2_response
 
 __all__ = ["Client", "ClassifyResult", "EmbedResult", "Health", "ServerError", "PROTOCOLS"]
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import torch  # noqa: E402
 
 from mmship.adapters.base import DEFAULT_LOGIT_SCALE  # noqa: E402
@@ -186,8 +185,8 @@ def test_mmship_export_hook_exports_every_graph_with_parity(
 
 def test_exported_text_graphs_take_other_lengths(clip, fusion, tmp_path: Path) -> None:
     """The sequence axis stays dynamic: a graph traced at the example length runs shorter texts."""
-    from mmship.plugins.export_onnx import export_module
-    from mmship.plugins.onnx_tools import make_session, run
+    from mmship.ort import make_session, run
+    from mmship.plugins.stages.export_onnx import export_module
 
     for adapter, model, graph_name in ((*clip, "text"), (*fusion, "fused")):
         item = next(i for i in adapter.export_modules(model, batch_size=2) if i.graph.name == graph_name)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import mmship
-from mmship.core.cli import doctor_cmd
+from mmship.plugins.commands import doctor as doctor_cmd
 from mmship.core.cli.app import main
 from mmship.core.manager import get_plugin_manager
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mmship.core.cli.app import main
-from mmship.core.cli.invoke_cmd import cosine, similarity_rows, softmax
+from mmship.plugins.commands.invoke import cosine, similarity_rows, softmax
 from tests.helpers.stub_server import MODEL
 
 pytestmark = pytest.mark.network

@@ -6,7 +6,13 @@ import shutil
 
 import pytest
 
-from mmship.core.bundle import MANIFEST, Bundle, BundleManifest, BundleWriter, SourceInfo
+from mmship.core.bundle import (
+    MANIFEST,
+    Bundle,
+    BundleManifest,
+    BundleWriter,
+    SourceInfo,
+)
 from mmship.core.errors import BundleError
 from mmship.core.specs import GraphSpec, ServingParams, TensorSpec
 

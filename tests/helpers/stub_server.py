@@ -23,8 +23,12 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from mmship.core.errors import MmshipError
-from mmship.plugins.payload.images import decode_image_text
-from mmship.plugins.payload.v2 import binary_selection, decode_v2_request, encode_v2_response
+from mmship.payload.images import decode_image_text
+from mmship.plugins.codecs.v2 import (
+    binary_selection,
+    decode_v2_request,
+    encode_v2_response,
+)
 
 MODEL = "stub-clip"
 DIM = 8

@@ -133,7 +133,12 @@ def make_tiny_clip(folder: str | Path, seed: int = 0, **overrides: Any) -> Path:
 
 def make_tiny_flava(folder: str | Path, seed: int = 0, **overrides: Any) -> Path:
     """A tiny ``FlavaModel`` folder with ``FlavaProcessor`` files (BERT WordPiece tokenizer)."""
-    from transformers import FlavaConfig, FlavaImageProcessor, FlavaModel, FlavaProcessor
+    from transformers import (
+        FlavaConfig,
+        FlavaImageProcessor,
+        FlavaModel,
+        FlavaProcessor,
+    )
 
     folder = _prepare(folder, seed)
     tokenizer = make_bert_tokenizer()
@@ -152,7 +157,7 @@ def make_tiny_flava(folder: str | Path, seed: int = 0, **overrides: Any) -> Path
 def make_tiny_fusion(folder: str | Path, seed: int = 0, **overrides: Any) -> Path:
     """A tiny :class:`~mmship.adapters.fusion_model.MmshipFusionModel` folder (BERT + ViT
     into a linear head) with a ViT image processor and a BERT tokenizer."""
-    from transformers import ViTImageProcessor, VisionTextDualEncoderProcessor
+    from transformers import VisionTextDualEncoderProcessor, ViTImageProcessor
 
     from mmship.adapters.fusion_model import MmshipFusionConfig, MmshipFusionModel
 

@@ -13,16 +13,17 @@ from PIL import Image
 from mmship.core.errors import BuildError
 from mmship.core.manager import PluginManager
 from mmship.core.specs import ImagePreprocessSpec, PreprocessSpec, TextPreprocessSpec
-from mmship.plugins import BUILTIN_PLUGINS, align_preprocess
-from mmship.plugins.align_preprocess import (
+from mmship.core.builtins import BUILTIN_PLUGINS
+from mmship.plugins.stages import align_preprocess
+from mmship.plugins.stages.align_preprocess import (
     align,
     check_alignment,
     measure_alignment,
     mmship_align_preprocess,
     probe_images,
 )
-from mmship.plugins.runtime.preprocessing import ImagePreprocessor
-from mmship.plugins.runtime.tokenization import TextTokenizer
+from mmship.preprocess.pixels import ImagePreprocessor
+from mmship.preprocess.tokens import TextTokenizer
 from tests.plugins.test_preprocessing_parity import SPECS
 
 
@@ -179,7 +180,7 @@ def test_missing_files(tmp_path, vit_processor_dir, bert_tokenizer_dir, make_ada
 
 
 def test_registered_as_builtin_plugin(vit_processor_dir, make_adapter):
-    assert BUILTIN_PLUGINS["align-preprocess"] == "mmship.plugins.align_preprocess"
+    assert BUILTIN_PLUGINS["align-preprocess"] == "mmship.plugins.stages.align_preprocess"
     manager = PluginManager()
     record = manager.register(align_preprocess, "align-preprocess")
     assert record.status == "loaded" and record.hooks == ["mmship_align_preprocess"]

@@ -58,6 +58,8 @@ class GraphFile(BaseModel):
     inputs: list[str]
     outputs: list[str]
     opset: int | None = None
+    runtime: str = Field("onnxruntime", description="the inference runtime that loads this file")
+    runtime_options: dict[str, Any] = Field(default_factory=dict, description="load options for the runtime")
 
 
 class BundleManifest(BaseModel):

@@ -1,8 +1,8 @@
 """``mmship build``: load -> align -> export -> quantize -> optimize -> validate -> write.
 
 Each stage is a hook (``mmship_align_preprocess``, ``mmship_export``, ``mmship_quantize``,
-``mmship_optimize``); this module only orders them, records what they measured and
-writes the bundle atomically.
+``mmship_optimize``, ``mmship_validate``); this module only orders them, records what they
+measured and writes the bundle atomically. It imports no plugin.
 """
 
 from __future__ import annotations
@@ -17,10 +17,21 @@ from mmship.core.adapter import Adapter, LoadOptions
 from mmship.core.bundle import BundleManifest, BundleWriter, GraphFile, SourceInfo
 from mmship.core.errors import BuildError
 from mmship.core.manager import PluginManager, get_plugin_manager
-from mmship.core.model_source import looks_like_hub_id, read_hf_config, read_weight_shapes, resolve_source
+from mmship.core.model_source import (
+    looks_like_hub_id,
+    read_hf_config,
+    read_weight_shapes,
+    resolve_source,
+)
 from mmship.core.progress import StageReporter
 from mmship.core.specs import PRECISIONS, ExportedGraph, PreprocessSpec, ServingParams
-from mmship.core.stages import ExportOptions, OptimizeOptions, QuantizeOptions
+from mmship.core.stages import (
+    BuildContext,
+    ExportOptions,
+    OptimizeOptions,
+    QuantizeOptions,
+    ValidateOptions,
+)
 
 #: Processor and tokenizer files copied into the bundle.
 PROCESSOR_FILES = (
@@ -156,17 +167,14 @@ def build(request: BuildRequest, reporter: StageReporter | None = None) -> Path:
         del model
 
         graphs: dict[str, list[ExportedGraph]] = {"fp32": graphs_fp32}
-        quantize_options = request.quantize
-        if "int8" in precisions and quantize_options.mode == "static" and quantize_options.calibration_dir is None:
-            from mmship.plugins.accuracy import write_calibration_set
-
-            calibration = write_calibration_set(graphs_fp32, preprocess, writer.dir("processor"), work / "calibration")
-            quantize_options = quantize_options.model_copy(update={"calibration_dir": calibration})
+        context = BuildContext(adapter=adapter, preprocess=preprocess, processor_dir=writer.dir("processor"), workdir=work)
         for precision in precisions[1:]:
             with reporter.stage(f"quantize {precision}", f"quantizing to {precision}") as rec:
                 converted = []
                 for graph in graphs_fp32:
-                    result = hook.mmship_quantize(graph=graph, precision=precision, workdir=work, options=quantize_options)
+                    result = hook.mmship_quantize(
+                        graph=graph, precision=precision, workdir=work, options=request.quantize, context=context
+                    )
                     if result is None:
                         raise BuildError(f"no plugin quantizes to {precision}", hint="check `mmship plugins`")
                     converted.append(result)
@@ -187,25 +195,20 @@ def build(request: BuildRequest, reporter: StageReporter | None = None) -> Path:
             rec.detail = f"applied to {applied} of {len(report['optimize'])} graphs"
 
         with reporter.stage("validate", "validating batch sizes and accuracy") as rec:
-            from mmship.plugins.accuracy import accuracy_report, check_batches, verify_longest_padding
-
-            report["batches"] = check_batches(graphs, batch_sizes=(1, 32))
-            report["text_padding"] = verify_longest_padding(graphs["fp32"], preprocess, writer.dir("processor"))
-            if preprocess.text is not None and report["text_padding"]["padding"] != preprocess.text.padding:
+            validation = hook.mmship_validate(
+                graphs=graphs, context=context,
+                options=ValidateOptions(max_accuracy_loss=request.max_accuracy_loss),
+            )
+            if validation is None:
+                raise BuildError("no plugin validated the graphs", hint="check `mmship plugins` for a failed validate plugin")
+            report.update(validation)
+            padding = (validation.get("text_padding") or {}).get("padding")
+            if preprocess.text is not None and padding and padding != preprocess.text.padding:
                 preprocess = preprocess.model_copy(
-                    update={"text": preprocess.text.model_copy(update={"padding": report["text_padding"]["padding"]})}
+                    update={"text": preprocess.text.model_copy(update={"padding": padding})}
                 )
-            report["accuracy"] = accuracy_report(adapter, graphs, preprocess, writer.dir("processor"))
-            for precision, figures in report["accuracy"].items():
-                loss = figures.get("accuracy_loss", 0.0)
-                if precision != "fp32" and loss > request.max_accuracy_loss:
-                    raise BuildError(
-                        f"{precision} loses {loss:.2%} accuracy against fp32 (mean embedding cosine "
-                        f"{figures.get('mean_cosine', 0):.5f}); the limit is {request.max_accuracy_loss:.2%}",
-                        hint=f"drop --precision {precision}, try --int8-mode static or --per-channel, "
-                        "or raise --max-accuracy-loss",
-                    )
-            rec.detail = ", ".join(f"{p}: -{f.get('accuracy_loss', 0):.3%}" for p, f in report["accuracy"].items() if p != "fp32")
+            accuracy = validation.get("accuracy") or {}
+            rec.detail = ", ".join(f"{p}: -{f.get('accuracy_loss', 0):.3%}" for p, f in accuracy.items() if p != "fp32")
 
         with reporter.stage("write", "writing the bundle") as rec:
             graph_dir = writer.dir("graphs")
@@ -218,7 +221,7 @@ def build(request: BuildRequest, reporter: StageReporter | None = None) -> Path:
                         GraphFile(
                             name=graph.name, precision=precision, file=f"graphs/{name}",
                             inputs=[s.name for s in graph.inputs], outputs=[s.name for s in graph.outputs],
-                            opset=graph.opset,
+                            opset=graph.opset, runtime=graph.runtime, runtime_options=graph.runtime_options,
                         )
                     )
             report["stages"] = {t.name: round(t.seconds, 3) for t in reporter.timings}

@@ -1,4 +1,8 @@
-"""Registries of adapter and target classes, filled by the registration hooks."""
+"""Registries of the classes plugins register: adapters, targets, inference runtimes.
+
+Every registry has the same shape: classes by unique ``name``, remembering which plugin
+registered each, with errors that name the plugin behind a clash and suggest close names.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,16 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 from mmship.core.adapter import Adapter
-from mmship.core.errors import AdapterError, DeployError, PluginError
+from mmship.core.errors import (
+    AdapterError,
+    DeployError,
+    PluginError,
+    RuntimeUnavailableError,
+)
+from mmship.core.runtime import InferenceRuntime
 from mmship.core.target import Target
 
-T = TypeVar("T", Adapter, Target)
+T = TypeVar("T", Adapter, Target, InferenceRuntime)
 
 
 class Registry(Generic[T]):
@@ -23,8 +33,9 @@ class Registry(Generic[T]):
         self._classes: dict[str, type[T]] = {}
         self._owners: dict[str, str] = {}
 
-    def add(self, cls: type[T], owner: str) -> None:
-        """Add ``cls``; raises :class:`PluginError` for a non-subclass or a taken name."""
+    def add(self, cls: type[T], owner: str) -> str:
+        """Add ``cls`` and return its name; raises :class:`PluginError` for a
+        non-subclass or a taken name."""
         if not (isinstance(cls, type) and issubclass(cls, self.base)):
             raise PluginError(
                 f"plugin {owner!r} registered {cls!r} as a {self.kind}, but it is not a "
@@ -45,6 +56,12 @@ class Registry(Generic[T]):
             )
         self._classes[name] = cls
         self._owners[name] = owner
+        return name
+
+    def remove(self, name: str) -> None:
+        """Forget ``name`` (a plugin whose registration failed half-way)."""
+        self._classes.pop(name, None)
+        self._owners.pop(name, None)
 
     def owner(self, name: str) -> str:
         """The plugin that registered ``name``."""
@@ -123,3 +140,24 @@ class TargetRegistry(Registry[Target]):
                 self._unknown(name),
                 hint="run `mmship plugins` to see the targets, or install the plugin that provides it",
             ) from None
+
+
+class RuntimeRegistry(Registry[InferenceRuntime]):
+    """Inference runtimes (onnxruntime, OpenVINO, ...) by name."""
+
+    kind = "runtime"
+    base = InferenceRuntime
+
+    def get(self, name: str) -> type[InferenceRuntime]:
+        """The runtime class called ``name``."""
+        try:
+            return self._classes[name]
+        except KeyError:
+            raise RuntimeUnavailableError(
+                self._unknown(name),
+                hint="run `mmship plugins` to see the runtimes, or install the plugin that provides it",
+            ) from None
+
+    def for_file(self, filename: str) -> list[type[InferenceRuntime]]:
+        """Runtimes that read a graph file by its suffix, in name order."""
+        return [cls for cls in self if any(filename.endswith(s) for s in cls.file_suffixes)]

@@ -125,6 +125,8 @@ class ExportedGraph(_Strict):
     name: str
     path: Path
     precision: Precision = "fp32"
+    runtime: str = Field("onnxruntime", description="the inference runtime that loads this file")
+    runtime_options: dict[str, Any] = Field(default_factory=dict, description="load options for the runtime")
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     opset: int | None = None

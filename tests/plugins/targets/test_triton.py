@@ -12,9 +12,13 @@ import yaml
 
 from mmship.core.bundle import Bundle
 from mmship.core.errors import BundleError, DeployError
-from mmship.plugins.targets import triton_config
-from mmship.plugins.targets.kserve import STORAGE_PLACEHOLDER, dns_name
-from mmship.plugins.targets.triton import KSERVE_FILE, TritonSettings, TritonTarget
+from mmship.plugins.targets.triton import model_config as triton_config
+from mmship.plugins.targets.triton.kserve import STORAGE_PLACEHOLDER, dns_name
+from mmship.plugins.targets.triton.target import (
+    KSERVE_FILE,
+    TritonSettings,
+    TritonTarget,
+)
 
 CONFIG = {
     "compute": {"instance_type": "gpu.large", "min_replicas": 1, "max_replicas": 5},
@@ -156,7 +160,7 @@ def test_failed_write_leaves_the_old_repository(graphs_bundle, tmp_path, monkeyp
     def boom(model):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("mmship.plugins.targets.triton.render_config", boom)
+    monkeypatch.setattr("mmship.plugins.targets.triton.target.render_config", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         deploy(graphs_bundle, repo, force=True)
     assert sorted(p.relative_to(repo) for p in repo.rglob("*")) == before

@@ -1,0 +1,163 @@
+"""``mmship invoke``: call a served model with images and texts and print the scores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from mmship import hookimpl
+from mmship.core.cli.console import console, table
+from mmship.core.errors import MmshipError
+
+PROTOCOL_CHOICES = ("auto", "v2", "v2-binary", "embed")
+FRIENDLI_SCHEME = "friendli://"
+FRIENDLI_PROTOCOLS = {"auto": "chat", "chat": "chat", "embeddings": "embeddings"}
+
+
+def _invoke_friendli(endpoint_id: str, texts: list[str], images: list[Path], protocol: str, timeout: float) -> None:
+    """One call to a FriendliAI endpoint (chat completions or embeddings)."""
+    import os
+
+    from mmship.plugins.commands.deploy import print_invoke_result
+    from mmship.plugins.targets.friendli.client import DEFAULT_BASE_URL
+    from mmship.plugins.targets.friendli.invoke import invoke_friendli
+
+    if protocol not in FRIENDLI_PROTOCOLS:
+        raise MmshipError(
+            f"a FriendliAI endpoint speaks chat or embeddings, not {protocol!r}",
+            hint="use --protocol chat (text + images) or --protocol embeddings (texts)",
+        )
+    if not endpoint_id:
+        raise MmshipError("friendli:// needs an endpoint id", hint="write friendli://ENDPOINT_ID (see `mmship deployments list --target friendli`)")
+    for path in images:
+        if not path.is_file():
+            raise MmshipError(f"image {path} does not exist", hint="pass the path of a JPEG/PNG file")
+    result = invoke_friendli(
+        endpoint_id, texts=texts, images=[p.read_bytes() for p in images], mode=FRIENDLI_PROTOCOLS[protocol],
+        base_url=os.environ.get("FRIENDLI_BASE_URL", DEFAULT_BASE_URL), timeout_s=timeout,
+    )
+    print_invoke_result(result)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of every row of ``a`` with every row of ``b``."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return a @ b.T
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax along the last axis."""
+    shifted = np.asarray(logits, dtype=np.float64) - np.max(logits, axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def similarity_rows(
+    image_names: list[str], texts: list[str], outputs: dict[str, np.ndarray]
+) -> list[dict[str, object]]:
+    """One row per image-text pair: cosine of the embeddings and, when the server sent
+    ``logits_per_image``, the softmax over the texts."""
+    if "image_embeds" not in outputs or "text_embeds" not in outputs:
+        return []
+    cos = cosine(outputs["image_embeds"], outputs["text_embeds"])
+    probs = softmax(outputs["logits_per_image"]) if "logits_per_image" in outputs else None
+    rows = []
+    for i, image in enumerate(image_names):
+        for j, text in enumerate(texts):
+            row: dict[str, object] = {"image": image, "text": text, "cosine": float(cos[i, j])}
+            if probs is not None:
+                row["softmax"] = float(probs[i, j])
+            rows.append(row)
+    return rows
+
+
+def _resolve_protocol(client: object, protocol: str) -> str:
+    if protocol != "auto":
+        return protocol
+    try:
+        client.model_name()  # type: ignore[attr-defined]
+    except MmshipError:
+        return "embed"
+    return "v2-binary"
+
+
+def _print_outputs(outputs: dict[str, np.ndarray], title: str) -> None:
+    rows = [(name, list(array.shape), array.dtype) for name, array in outputs.items()]
+    console.print(table(title, ["output", "shape", "dtype"], rows))
+
+
+@hookimpl
+def mmship_register_commands(app: typer.Typer) -> None:
+    """Add the ``invoke`` command to ``app``."""
+
+    @app.command("invoke")
+    def invoke(
+        url: str = typer.Argument(..., help="The server's base URL, e.g. http://127.0.0.1:8000."),
+        image: list[Path] = typer.Option([], "--image", "-i", help="An image file (repeat for several)."),
+        text: list[str] = typer.Option([], "--text", "-t", help="A text (repeat for several)."),
+        protocol: str = typer.Option(
+            "auto", "--protocol", help="v2, v2-binary, embed, or auto (v2-binary when the model name is known, else embed); for friendli:// URLs chat or embeddings."
+        ),
+        model: str | None = typer.Option(None, "--model", "-m", help="Model name for v2 (default: asked from the server)."),
+        api_key: str | None = typer.Option(None, "--api-key", envvar="MMSHIP_API_KEY", show_envvar=True, help="Bearer API key."),
+        labels: str | None = typer.Option(None, "--labels", help="Zero-shot classify each image against these comma-separated labels."),
+        template: str = typer.Option("a photo of a {}", "--template", help="Prompt template for --labels."),
+        timeout: float = typer.Option(30.0, "--timeout", help="Seconds per request."),
+        as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    ) -> None:
+        """Send images and texts to a served model; print similarities, classes or embedding shapes.
+
+        URL may also be ``friendli://ENDPOINT_ID``: a FriendliAI endpoint, called with chat
+        completions (``--protocol chat``, the default) or ``--protocol embeddings``, the
+        token from ``FRIENDLI_TOKEN`` and the API at ``FRIENDLI_BASE_URL`` (default
+        https://api.friendli.ai)."""
+        from mmship.client import Client
+
+        if url.startswith(FRIENDLI_SCHEME):
+            _invoke_friendli(url.removeprefix(FRIENDLI_SCHEME), text, image, protocol, timeout)
+            return
+
+        if protocol not in PROTOCOL_CHOICES:  # (friendli:// was handled above)
+            raise MmshipError(f"unknown protocol {protocol!r}", hint=f"use one of {', '.join(PROTOCOL_CHOICES)}")
+        if not image and not text:
+            raise MmshipError("nothing to send", hint="pass --image PATH and/or --text TEXT")
+        names = [p.name for p in image]
+        with Client(url, api_key=api_key, timeout=timeout, model=model) as client:
+            if labels is not None:
+                label_list = [part.strip() for part in labels.split(",") if part.strip()]
+                if not image:
+                    raise MmshipError("--labels classifies images, and no --image was given", hint="pass --image PATH")
+                results = {name: client.classify(path, label_list, template) for name, path in zip(names, image, strict=True)}
+                if as_json:
+                    print(json.dumps({n: dict(zip(r.labels, r.probs, strict=True)) | {"top": r.top} for n, r in results.items()}))
+                    return
+                for name, result in results.items():
+                    ranked = [(label, f"{prob:.4f}", "<- top" if label == result.top else "") for label, prob in result.ranked()]
+                    console.print(table(f"{name}: zero-shot ({result.model})", ["label", "probability", ""], ranked))
+                return
+            chosen = _resolve_protocol(client, protocol)
+            outputs = client.infer(images=list(image), texts=list(text), protocol=chosen)
+        rows = similarity_rows(names, list(text), outputs)
+        if as_json:
+            print(json.dumps({
+                "protocol": chosen,
+                "outputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in outputs.items()},
+                "similarity": rows,
+            }))
+            return
+        _print_outputs(outputs, f"outputs ({chosen})")
+        if rows:
+            columns = ["image", "text", "cosine"] + (["softmax"] if "softmax" in rows[0] else [])
+            cells = [
+                [row["image"], row["text"], f"{row['cosine']:.4f}"] + ([f"{row['softmax']:.4f}"] if "softmax" in row else [])
+                for row in rows
+            ]
+            console.print(table("image-text similarity", columns, cells))
+            if "softmax" not in rows[0]:
+                console.print("softmax over texts needs the model's logits: use --protocol v2-binary (with --model)")
