@@ -25,10 +25,10 @@ import shutil
 import tempfile
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mmship import __version__
 from mmship.core.errors import BundleError
@@ -37,6 +37,10 @@ from mmship.core.specs import GraphSpec, PreprocessSpec, ServingParams, TensorSp
 MANIFEST = "mmship.yaml"
 REPORT = "report.json"
 FORMAT_VERSION = 1
+
+#: What a bundle carries: ``graphs`` (graph files that mmship's runtimes, Ray and Triton
+#: serve) or ``weights`` (the Hugging Face checkpoint, for platforms that serve it).
+BundleKind = Literal["graphs", "weights"]
 
 
 class SourceInfo(BaseModel):
@@ -71,6 +75,7 @@ class BundleManifest(BaseModel):
     created_at: str = Field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     name: str
     adapter: str
+    kind: BundleKind = Field(description="graphs or weights (derived from `graphs` when absent: older bundles)")
     source: SourceInfo
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
@@ -81,6 +86,22 @@ class BundleManifest(BaseModel):
     precisions: list[str] = Field(default_factory=list)
     adapter_data: dict[str, Any] = Field(default_factory=dict)
     files: dict[str, str] = Field(default_factory=dict, description="relative path -> sha256")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_kind(cls, data: Any) -> Any:
+        """Bundles written before ``kind`` was recorded: the graph files say it."""
+        if isinstance(data, dict) and data.get("kind") is None:
+            data = {**data, "kind": "graphs" if data.get("graphs") else "weights"}
+        return data
+
+    @model_validator(mode="after")
+    def _kind_matches_graphs(self) -> BundleManifest:
+        if self.kind == "graphs" and not self.graphs:
+            raise ValueError("kind is 'graphs' but the manifest lists no graph files")
+        if self.kind == "weights" and self.graphs:
+            raise ValueError(f"kind is 'weights' but the manifest lists {len(self.graphs)} graph files")
+        return self
 
     def graph(self, name: str, precision: str) -> GraphFile:
         """The graph file for one tower at one precision."""

@@ -169,12 +169,12 @@ def mmship_validate(
 
 @hookspec(firstresult=True)
 def mmship_deploy(
-    bundle: Bundle, config: DeployConfig | None, target: Target, plan: DeployPlan
+    bundle: Bundle, config: DeployConfig, target: Target, plan: DeployPlan
 ) -> Deployment | None:
     """Carry out a deployment plan.
 
     :param bundle: the loaded, checksum-verified bundle.
-    :param config: the validated deploy config, or ``None`` when deploying with defaults.
+    :param config: the validated deploy config (``DeployConfig.defaults`` without a file).
     :param target: the target instance chosen with ``--target`` or ``target.name``.
     :param plan: the plan printed to the user, from ``target.plan``.
     :return: the deployment, or ``None`` to let another plugin (finally the target

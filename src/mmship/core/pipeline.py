@@ -90,6 +90,7 @@ def _manifest(request: BuildRequest, adapter: Adapter, **fields: Any) -> BundleM
     return BundleManifest(
         name=request.name or Path(request.source.rstrip("/")).name,
         adapter=adapter.name,
+        kind=adapter.bundle_kind,
         source=SourceInfo(
             hub_id=request.source if is_hub else None,
             path=None if is_hub else str(Path(request.source).resolve()),

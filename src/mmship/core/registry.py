@@ -7,6 +7,7 @@ registered each, with errors that name the plugin behind a clash and suggest clo
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -18,7 +19,7 @@ from mmship.core.errors import (
     RuntimeUnavailableError,
 )
 from mmship.core.runtime import InferenceRuntime
-from mmship.core.target import Target
+from mmship.core.target import COMMAND_FLAGS, Target, TargetOption
 
 T = TypeVar("T", Adapter, Target, InferenceRuntime)
 
@@ -126,10 +127,22 @@ class AdapterRegistry(Registry[Adapter]):
 
 
 class TargetRegistry(Registry[Target]):
-    """Deploy targets by name."""
+    """Deploy targets by name, with the flags and URL schemes they declare (checked when
+    a target is added: a broken declaration fails its plugin, not the CLI)."""
 
     kind = "target"
     base = Target
+
+    def add(self, cls: type[Target], owner: str) -> str:
+        """Add ``cls`` after checking its ``cli_options`` and ``url_schemes``."""
+        name = super().add(cls, owner)
+        try:
+            self._check_options(cls, owner)
+            self._check_schemes(cls, owner)
+        except PluginError:
+            self.remove(name)
+            raise
+        return name
 
     def get(self, name: str) -> type[Target]:
         """The target class called ``name``."""
@@ -140,6 +153,79 @@ class TargetRegistry(Registry[Target]):
                 self._unknown(name),
                 hint="run `mmship plugins` to see the targets, or install the plugin that provides it",
             ) from None
+
+    def options(self) -> list[tuple[TargetOption, list[tuple[str, TargetOption]]]]:
+        """Every declared flag once (as its first declaration), with each target that
+        declares it and its declaration there (help texts differ), in name order."""
+        merged: dict[str, tuple[TargetOption, list[tuple[str, TargetOption]]]] = {}
+        for cls in self:
+            for option in cls.cli_options:
+                merged.setdefault(option.flag, (option, []))[1].append((cls.name, option))
+        return list(merged.values())
+
+    def schemes(self) -> dict[str, type[Target]]:
+        """URL scheme -> the target that answers ``mmship invoke SCHEME://ID``."""
+        return {scheme: cls for cls in self for scheme in cls.url_schemes}
+
+    def for_scheme(self, scheme: str) -> type[Target]:
+        """The target declaring URL scheme ``scheme``."""
+        known = self.schemes()
+        if scheme not in known:
+            listed = ", ".join(f"{s}:// ({c.name})" for s, c in sorted(known.items())) or "none"
+            raise DeployError(
+                f"no deploy target answers {scheme}:// URLs (schemes: {listed})",
+                hint="use http(s)://HOST:PORT for an mmship server, or install the plugin that adds the target",
+            )
+        return known[scheme]
+
+    def _check_options(self, cls: type[Target], owner: str) -> None:
+        fields = cls.settings_model.model_fields
+        others: dict[str, tuple[TargetOption, str]] = {}
+        for other in self:
+            for declared in other.cli_options if other is not cls else ():
+                others.setdefault(declared.flag, (declared, other.name))
+        for option in cls.cli_options:
+            where = f"target {cls.name!r} (plugin {owner!r}) declares {option.flag}"
+            if not isinstance(option, TargetOption) or not _FLAG.match(option.flag) or (option.short and not _SHORT.match(option.short)):
+                raise PluginError(f"{where}: expected a TargetOption with a --long-flag (and an optional -x)", hint="write TargetOption('--out', 'out', 'help text')")
+            taken = {option.flag, option.short} & COMMAND_FLAGS
+            if taken:
+                raise PluginError(f"{where}: {', '.join(sorted(f for f in taken if f))} belongs to `mmship deploy` itself", hint="choose another flag")
+            if option.setting not in fields:
+                raise PluginError(
+                    f"{where} for setting {option.setting!r}, which {cls.settings_model.__name__} does not have "
+                    f"(fields: {', '.join(fields) or 'none'})",
+                    hint="name a field of the target's settings_model",
+                )
+            if option.is_flag and fields[option.setting].annotation is not bool:
+                raise PluginError(f"{where} as a switch, but setting {option.setting!r} is not a bool", hint="drop is_flag=True or make the field a bool")
+            if option.flag in others:
+                first, other = others[option.flag]
+                if (first.setting, first.is_flag, first.short) != (option.setting, option.is_flag, option.short):
+                    raise PluginError(
+                        f"{where} for setting {option.setting!r}, but target {other!r} declares it for "
+                        f"{first.setting!r} (is_flag={first.is_flag}, short={first.short!r})",
+                        hint="declare a shared flag the same way in both targets, or choose another flag",
+                    )
+
+    def _check_schemes(self, cls: type[Target], owner: str) -> None:
+        taken = self.schemes()
+        for scheme in cls.url_schemes:
+            where = f"target {cls.name!r} (plugin {owner!r}) declares URL scheme {scheme!r}"
+            if not _SCHEME.match(scheme) or scheme in ("http", "https"):
+                raise PluginError(f"{where}: expected a lower-case scheme other than http/https", hint="write e.g. url_schemes = ('myplatform',)")
+            if taken.get(scheme, cls) is not cls:
+                raise PluginError(f"{where}, already taken by target {taken[scheme].name!r}", hint="choose another scheme")
+        if cls.url_schemes and not (cls.supports("invoke") and cls.invoke_modes):
+            raise PluginError(
+                f"target {cls.name!r} (plugin {owner!r}) declares URL schemes but no invoke method and invoke_modes",
+                hint="implement invoke() and set invoke_modes, or drop url_schemes",
+            )
+
+
+_FLAG = re.compile(r"^--[a-z0-9][a-z0-9-]*$")
+_SHORT = re.compile(r"^-[A-Za-z]$")
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 
 
 class RuntimeRegistry(Registry[InferenceRuntime]):

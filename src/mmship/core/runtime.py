@@ -10,6 +10,10 @@ things and nothing else:
 * **report** the providers/devices it would use for an accelerator, or say exactly what
   is missing.
 
+It may also declare which model servers run its graph files (``serving_backends``, e.g.
+Triton's ``onnxruntime`` backend), so a deploy target that writes a model repository asks
+the runtime instead of assuming one, and which files make up one graph (``graph_files``).
+
 Everything above it (batching, preprocessing, HTTP, accuracy figures) is shared, so a new
 runtime is a small plugin. Imports of the runtime's own library stay inside the methods.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
@@ -41,6 +46,17 @@ class GraphSession(Protocol):
         """Run the graph; ``outputs`` (default: all) by name."""
 
 
+@dataclass(frozen=True)
+class ServingBackend:
+    """How a model server runs a runtime's graph files."""
+
+    #: The server's backend name (Triton: ``onnxruntime``, ``openvino``).
+    backend: str
+    #: The server's platform name, where it has one (Triton: ``onnxruntime_onnx``);
+    #: written instead of ``backend`` when set.
+    platform: str | None = None
+
+
 class InferenceRuntime(ABC):
     """Base class for inference runtimes. Subclasses set the class attributes."""
 
@@ -52,6 +68,16 @@ class InferenceRuntime(ABC):
     file_suffixes: ClassVar[tuple[str, ...]] = ()
     #: The Python distribution that must be installed for this runtime (for messages).
     requires: ClassVar[str] = ""
+    #: Model servers that run this runtime's graph files, by deploy-target name, e.g.
+    #: ``{"triton": ServingBackend("onnxruntime", platform="onnxruntime_onnx")}``. A target
+    #: refuses graphs of a runtime that names no backend for it.
+    serving_backends: ClassVar[Mapping[str, ServingBackend]] = {}
+
+    @classmethod
+    def graph_files(cls, path: Path) -> list[Path]:
+        """The files that make up the graph at ``path``, ``path`` first (default: only it;
+        e.g. OpenVINO's ``.bin`` beside its ``.xml``), for targets that copy graphs."""
+        return [path]
 
     @classmethod
     def available(cls) -> bool:

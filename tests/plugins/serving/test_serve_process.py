@@ -45,15 +45,17 @@ def test_sigterm_drains_requests_in_flight(tiny_clip_bundle, tmp_path):
 
 def test_local_target_detached_deploy_and_stop(tiny_clip_bundle, tmp_path, monkeypatch):
     from mmship.core.bundle import Bundle
+    from mmship.core.config import DeployConfig
     from mmship.plugins.targets.local import LocalSettings, LocalTarget
 
     monkeypatch.setenv("MMSHIP_HOME", str(tmp_path / "home"))
     port = free_port()
     target = LocalTarget(LocalSettings(port=port, detach=True, deployment_name="tiny", ready_timeout_s=120))
     bundle = Bundle.load(tiny_clip_bundle)
-    plan = target.plan(bundle, None)
+    config = DeployConfig.defaults(bundle.manifest.name)
+    plan = target.plan(bundle, config)
     assert f"--port {port}" in plan.settings["command"]
-    deployment = target.deploy(bundle, None, plan)
+    deployment = target.deploy(bundle, config, plan)
     try:
         assert deployment.status == "running"
         assert httpx.post(f"{deployment.url}/embed", json={"texts": ["hello"]}).status_code == 200

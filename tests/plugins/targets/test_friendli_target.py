@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from mmship.core.bundle import Bundle
+from mmship.core.config import DeployConfig
 from mmship.core.errors import DeployError
 from mmship.plugins.targets.friendli.mapping import (
     INSTANCE_OPTIONS,
@@ -21,12 +22,18 @@ from tests.plugins.targets.fixtures import PROJECT
 
 pytestmark = pytest.mark.network
 
-CONFIG = {
+CONFIG_DATA = {
     "runtime": {"framework": "pytorch", "version": "1.12"},
     "compute": {"instance_type": "gpu.large", "min_replicas": 1, "max_replicas": 5},
     "model": {"name": "vlm-chat", "serving_params": {"default_batch_size": 4, "max_batch_size": 8}},
     "autoscaling": {"metrics": [{"type": "cpu_utilization", "threshold": "60%"}], "cooldown": 300},
 }
+CONFIG = DeployConfig.model_validate(CONFIG_DATA)
+
+
+def no_config(bundle: Bundle) -> DeployConfig:
+    """What `mmship deploy` uses without --config."""
+    return DeployConfig.defaults(bundle.manifest.name)
 
 
 def target(fake=None, **settings):
@@ -66,7 +73,8 @@ def test_plan_maps_the_deploy_config(weights_bundle, monkeypatch):
 
 def test_defaults_without_a_config(weights_bundle, monkeypatch):
     monkeypatch.setenv("FRIENDLI_PROJECT", PROJECT)
-    body = target().plan(Bundle.load(weights_bundle), None).body
+    bundle = Bundle.load(weights_bundle)
+    body = target().plan(bundle, no_config(bundle)).body
     assert body["name"] == "tiny-llava"
     assert body["instanceOptionId"] == INSTANCE_OPTIONS["a100-80gb-x1"][0]
     assert body["autoscalingPolicy"] == {"minReplica": 1, "maxReplica": 1, "cooldownPeriod": 300}
@@ -79,7 +87,7 @@ def test_instance_option_id_overrides_the_table(weights_bundle):
 
 
 def test_cpu_instances_are_refused_with_the_choices(weights_bundle):
-    config = {**CONFIG, "compute": {"instance_type": "cpu.medium", "min_replicas": 1, "max_replicas": 1}}
+    config = DeployConfig.model_validate({**CONFIG_DATA, "compute": {"instance_type": "cpu.medium", "min_replicas": 1, "max_replicas": 1}})
     with pytest.raises(DeployError) as info:
         target(project_id="p").plan(Bundle.load(weights_bundle), config)
     assert "GPUs only" in info.value.message
@@ -87,22 +95,24 @@ def test_cpu_instances_are_refused_with_the_choices(weights_bundle):
 
 
 def test_more_than_ten_replicas_is_refused(weights_bundle):
-    config = {**CONFIG, "compute": {"instance_type": "gpu.small", "min_replicas": 1, "max_replicas": 12}}
+    config = DeployConfig.model_validate({**CONFIG_DATA, "compute": {"instance_type": "gpu.small", "min_replicas": 1, "max_replicas": 12}})
     with pytest.raises(DeployError, match="at most 10"):
         target(project_id="p").plan(Bundle.load(weights_bundle), config)
 
 
 def test_project_is_required(weights_bundle):
     with pytest.raises(DeployError) as info:
-        target().plan(Bundle.load(weights_bundle), None)
+        bundle = Bundle.load(weights_bundle)
+        target().plan(bundle, no_config(bundle))
     assert "FRIENDLI_PROJECT" in info.value.hint and "project_id" in info.value.hint
 
 
 def test_local_bundle_needs_hf_repo(local_weights_bundle):
+    bundle = Bundle.load(local_weights_bundle)
     with pytest.raises(DeployError) as info:
-        target(project_id="p").plan(Bundle.load(local_weights_bundle), None)
+        target(project_id="p").plan(bundle, no_config(bundle))
     assert "--hf-repo" in info.value.hint and "huggingface-cli upload" in info.value.hint
-    body = target(project_id="p", hf_repo="me/llava", hf_revision="v1").plan(Bundle.load(local_weights_bundle), None).body
+    body = target(project_id="p", hf_repo="me/llava", hf_revision="v1").plan(bundle, no_config(bundle)).body
     assert body["hfModelRepo"] == "me/llava" and body["hfModelRepoRevision"] == "v1"
 
 

@@ -4,30 +4,39 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from types import SimpleNamespace
 
 import httpx
 import pytest
 
 from mmship.core.bundle import Bundle
+from mmship.core.config import DeployConfig
 from mmship.plugins.targets.ray.target import RaySettings, RayTarget, autoscaling_config
 from tests.helpers.servers import free_port
 
 
-def deploy_config(min_replicas: int, max_replicas: int, metrics=(), cooldown=None):
-    return SimpleNamespace(
-        compute=SimpleNamespace(min_replicas=min_replicas, max_replicas=max_replicas),
-        autoscaling=SimpleNamespace(metrics=list(metrics), cooldown=cooldown),
-        model=SimpleNamespace(serving_params=SimpleNamespace(precision="int8", max_batch_size=16, max_delay_ms=5.0)),
-    )
+def deploy_config(min_replicas: int, max_replicas: int, metrics=(), cooldown=None) -> DeployConfig:
+    return DeployConfig.model_validate({
+        "compute": {"min_replicas": min_replicas, "max_replicas": max_replicas},
+        "autoscaling": {"metrics": list(metrics), "cooldown": cooldown},
+        "model": {"name": "tiny-clip", "serving_params": {"precision": "int8", "max_batch_size": 16, "max_delay_ms": 5.0}},
+    })
 
 
 def test_autoscaling_is_mapped_from_the_deploy_config():
-    config = deploy_config(1, 5, [SimpleNamespace(type="cpu_utilization", threshold=60.0), SimpleNamespace(type="request_count", threshold=8)], cooldown=300)
+    config = deploy_config(1, 5, [{"type": "cpu_utilization", "threshold": "60%"}, {"type": "request_count", "threshold": 8}], cooldown="5m")
     scaling = autoscaling_config(config, RaySettings())
     assert scaling["min_replicas"] == 1 and scaling["max_replicas"] == 5
     assert scaling["target_ongoing_requests"] == 8.0
     assert scaling["downscale_delay_s"] == 300.0
+
+
+def test_autoscaling_defaults_and_settings_override_the_config():
+    scaling = autoscaling_config(DeployConfig.defaults("tiny"), RaySettings())
+    assert (scaling["min_replicas"], scaling["max_replicas"]) == (1, 1)
+    assert scaling["target_ongoing_requests"] == 2.0 and scaling["downscale_delay_s"] == 60.0
+    config = deploy_config(1, 3, [{"type": "request_count", "threshold": 8}], cooldown=300)
+    scaling = autoscaling_config(config, RaySettings(target_ongoing_requests=3, downscale_delay_s=10))
+    assert scaling["target_ongoing_requests"] == 3 and scaling["downscale_delay_s"] == 10.0
 
 
 def test_plan_lists_every_mapped_setting(tiny_clip_bundle):

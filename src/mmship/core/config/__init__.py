@@ -15,16 +15,15 @@ from mmship.core.config.loader import (
     validate_file,
     validate_text,
 )
+from mmship.core.config.deploy_config import DeployConfig, TargetSection
 from mmship.core.config.models import (
     PERCENT_METRICS,
     Autoscaling,
     Compute,
-    DeployConfig,
     InputDecl,
     Metric,
     ModelSection,
     Runtime,
-    TargetSection,
 )
 
 __all__ = [

@@ -23,7 +23,7 @@ from mmship.core.config.issues import (
     model_at,
     suggest,
 )
-from mmship.core.config.models import DeployConfig
+from mmship.core.config.deploy_config import DeployConfig
 from mmship.core.config.yaml_loader import LoadedYaml, YamlSyntaxError, load_yaml
 from mmship.core.errors import ConfigError
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,32 +14,24 @@ from mmship.core.cli.console import console, table
 from mmship.core.errors import MmshipError
 
 PROTOCOL_CHOICES = ("auto", "v2", "v2-binary", "embed")
-FRIENDLI_SCHEME = "friendli://"
-FRIENDLI_PROTOCOLS = {"auto": "chat", "chat": "chat", "embeddings": "embeddings"}
+#: ``scheme://ID``: a deployment on the target that declares ``scheme`` (``friendli://``).
+_SCHEME_URL = re.compile(r"^([a-z][a-z0-9+.-]*)://(.*)$")
 
 
-def _invoke_friendli(endpoint_id: str, texts: list[str], images: list[Path], protocol: str, timeout: float) -> None:
-    """One call to a FriendliAI endpoint (chat completions or embeddings)."""
-    import os
+def _invoke_target(scheme: str, deployment: str, texts: list[str], images: list[Path], protocol: str, timeout: float) -> None:
+    """One call to a deployment on the target that declares ``scheme``, through its
+    :meth:`~mmship.core.target.Target.invoke` (as ``mmship deployments invoke``)."""
+    from mmship.plugins.commands.deploy import print_invoke_result, read_images
+    from mmship.plugins.commands.target_settings import invoke_mode, target_registry
 
-    from mmship.plugins.commands.deploy import print_invoke_result
-    from mmship.plugins.targets.friendli.client import DEFAULT_BASE_URL
-    from mmship.plugins.targets.friendli.invoke import invoke_friendli
-
-    if protocol not in FRIENDLI_PROTOCOLS:
+    cls = target_registry().for_scheme(scheme)
+    mode = invoke_mode(cls, protocol, "--protocol")
+    if not deployment:
         raise MmshipError(
-            f"a FriendliAI endpoint speaks chat or embeddings, not {protocol!r}",
-            hint="use --protocol chat (text + images) or --protocol embeddings (texts)",
+            f"{scheme}:// needs a deployment id",
+            hint=f"write {scheme}://ID (see `mmship deployments list --target {cls.name}`)",
         )
-    if not endpoint_id:
-        raise MmshipError("friendli:// needs an endpoint id", hint="write friendli://ENDPOINT_ID (see `mmship deployments list --target friendli`)")
-    for path in images:
-        if not path.is_file():
-            raise MmshipError(f"image {path} does not exist", hint="pass the path of a JPEG/PNG file")
-    result = invoke_friendli(
-        endpoint_id, texts=texts, images=[p.read_bytes() for p in images], mode=FRIENDLI_PROTOCOLS[protocol],
-        base_url=os.environ.get("FRIENDLI_BASE_URL", DEFAULT_BASE_URL), timeout_s=timeout,
-    )
+    result = cls.for_url(timeout).invoke(deployment, texts=texts, images=read_images(images), mode=mode)
     print_invoke_result(result)
 
 
@@ -95,6 +88,9 @@ def _print_outputs(outputs: dict[str, np.ndarray], title: str) -> None:
 @hookimpl
 def mmship_register_commands(app: typer.Typer) -> None:
     """Add the ``invoke`` command to ``app``."""
+    from mmship.plugins.commands.target_settings import target_registry
+
+    schemes = "; ".join(f"{s}://ID: {' or '.join(c.invoke_modes)}" for s, c in sorted(target_registry().schemes().items()))
 
     @app.command("invoke")
     def invoke(
@@ -102,7 +98,8 @@ def mmship_register_commands(app: typer.Typer) -> None:
         image: list[Path] = typer.Option([], "--image", "-i", help="An image file (repeat for several)."),
         text: list[str] = typer.Option([], "--text", "-t", help="A text (repeat for several)."),
         protocol: str = typer.Option(
-            "auto", "--protocol", help="v2, v2-binary, embed, or auto (v2-binary when the model name is known, else embed); for friendli:// URLs chat or embeddings."
+            "auto", "--protocol", help="v2, v2-binary, embed, or auto (v2-binary when the model name is known, else embed)"
+            + (f"; for a deployment URL the target's modes ({schemes}; auto: the first)" if schemes else "") + ".",
         ),
         model: str | None = typer.Option(None, "--model", "-m", help="Model name for v2 (default: asked from the server)."),
         api_key: str | None = typer.Option(None, "--api-key", envvar="MMSHIP_API_KEY", show_envvar=True, help="Bearer API key."),
@@ -113,17 +110,17 @@ def mmship_register_commands(app: typer.Typer) -> None:
     ) -> None:
         """Send images and texts to a served model; print similarities, classes or embedding shapes.
 
-        URL may also be ``friendli://ENDPOINT_ID``: a FriendliAI endpoint, called with chat
-        completions (``--protocol chat``, the default) or ``--protocol embeddings``, the
-        token from ``FRIENDLI_TOKEN`` and the API at ``FRIENDLI_BASE_URL`` (default
-        https://api.friendli.ai)."""
+        URL may also be ``SCHEME://ID``: a deployment on the deploy target that declares
+        the scheme (``friendli://ENDPOINT_ID``, a FriendliAI endpoint, with the token from
+        FRIENDLI_TOKEN), called through the target like ``mmship deployments invoke``."""
         from mmship.client import Client
 
-        if url.startswith(FRIENDLI_SCHEME):
-            _invoke_friendli(url.removeprefix(FRIENDLI_SCHEME), text, image, protocol, timeout)
+        scheme_url = _SCHEME_URL.match(url)
+        if scheme_url and scheme_url.group(1) not in ("http", "https"):
+            _invoke_target(scheme_url.group(1), scheme_url.group(2), text, image, protocol, timeout)
             return
 
-        if protocol not in PROTOCOL_CHOICES:  # (friendli:// was handled above)
+        if protocol not in PROTOCOL_CHOICES:  # (SCHEME:// URLs were handled above)
             raise MmshipError(f"unknown protocol {protocol!r}", hint=f"use one of {', '.join(PROTOCOL_CHOICES)}")
         if not image and not text:
             raise MmshipError("nothing to send", hint="pass --image PATH and/or --text TEXT")

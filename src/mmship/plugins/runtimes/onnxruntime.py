@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from mmship import hookimpl
-from mmship.core.runtime import GraphSession, InferenceRuntime
+from mmship.core.runtime import GraphSession, InferenceRuntime, ServingBackend
 from mmship.ort import make_session, providers_for
 
 
@@ -49,6 +49,7 @@ class OnnxRuntime(InferenceRuntime):
     description = "ONNX graphs on onnxruntime (CPU; CUDA/TensorRT with onnxruntime-gpu)"
     file_suffixes = (".onnx",)
     requires = "onnxruntime"
+    serving_backends = {"triton": ServingBackend("onnxruntime", platform="onnxruntime_onnx")}
 
     def providers(self, accelerator: str = "cpu") -> list[str]:
         """onnxruntime's execution providers for ``accelerator``, best first."""

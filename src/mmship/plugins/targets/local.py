@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,6 +21,10 @@ from mmship import hookimpl
 from mmship.core.errors import DeployError
 from mmship.core.target import Deployment, DeployPlan, Target
 from mmship.serving.process import spawn_server, stop_process, wait_ready
+
+if TYPE_CHECKING:
+    from mmship.core.bundle import Bundle
+    from mmship.core.config import DeployConfig
 
 
 class LocalSettings(BaseModel):
@@ -61,12 +65,13 @@ class LocalTarget(Target):
     name = "local"
     description = "mmship's own server on this machine (foreground or detached)"
     settings_model = LocalSettings
-    supports = frozenset({"list", "status", "delete"})
 
-    def _serve_args(self, bundle: Any, config: Any) -> list[str]:
+    settings: LocalSettings
+
+    def _serve_args(self, bundle: Bundle, config: DeployConfig) -> list[str]:
         s = self.settings
         args = [str(bundle.root), "--host", s.host, "--port", str(s.port), "--max-queue", str(s.max_queue), "--timeout", str(s.timeout_s)]
-        serving = config.model.serving_params if config is not None else bundle.manifest.serving_params
+        serving = config.serving_params(bundle)
         args += ["--precision", serving.precision, "--max-batch-size", str(serving.max_batch_size), "--max-delay-ms", str(serving.max_delay_ms)]
         if s.threads:
             args += ["--threads", str(s.threads)]
@@ -74,7 +79,7 @@ class LocalTarget(Target):
             args.append("--insecure")
         return args
 
-    def plan(self, bundle: Any, config: Any) -> DeployPlan:
+    def plan(self, bundle: Bundle, config: DeployConfig) -> DeployPlan:
         self.require_graphs(bundle)
         name = self.settings.deployment_name or bundle.manifest.name
         args = self._serve_args(bundle, config)
@@ -86,7 +91,7 @@ class LocalTarget(Target):
             steps=["load and verify the bundle", "warm up every graph", "listen; ready at /v2/health/ready"],
         )
 
-    def deploy(self, bundle: Any, config: Any, plan: DeployPlan) -> Deployment:
+    def deploy(self, bundle: Bundle, config: DeployConfig, plan: DeployPlan) -> Deployment:
         args = self._serve_args(bundle, config)
         url = f"http://{self.settings.host}:{self.settings.port}"
         name = plan.settings["name"]

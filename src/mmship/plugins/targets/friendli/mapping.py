@@ -22,13 +22,16 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mmship.core.errors import DeployError
-from mmship.plugins.targets import config_view
 from mmship.plugins.targets.friendli.client import DEFAULT_BASE_URL, TEAM_ENV, TOKEN_ENV
+
+if TYPE_CHECKING:
+    from mmship.core.bundle import Bundle
+    from mmship.core.config import DeployConfig
 
 PROJECT_ENV = "FRIENDLI_PROJECT"
 MAX_REPLICAS = 10
@@ -119,11 +122,11 @@ class MappedRequest:
     ignored: list[tuple[str, str]] = field(default_factory=list)  # (config key, why)
 
 
-def endpoint_name(settings: FriendliSettings, bundle: Any, config: Any) -> tuple[str, str]:
+def endpoint_name(settings: FriendliSettings, bundle: Bundle, config: DeployConfig) -> tuple[str, str]:
     """(name, where it came from), sanitised to letters, digits, ``-``, ``_`` and ``.``."""
     for value, origin in (
         (settings.endpoint_name, "target.endpoint_name"),
-        (config_view.model_field(config, "name"), "model.name"),
+        (None if config.is_default else config.model.name, "model.name"),
         (bundle.manifest.name, "bundle name"),
     ):
         if value:
@@ -131,11 +134,11 @@ def endpoint_name(settings: FriendliSettings, bundle: Any, config: Any) -> tuple
     return "mmship", "default"
 
 
-def instance_option(settings: FriendliSettings, config: Any) -> tuple[str, str, str]:
+def instance_option(settings: FriendliSettings, config: DeployConfig) -> tuple[str, str, str]:
     """(instanceOptionId, description, where it came from)."""
     if settings.instance_option_id:
         return settings.instance_option_id, "raw id", "target.instance_option_id"
-    requested = settings.instance_type or config_view.compute(config).instance_type
+    requested = settings.instance_type or config.compute.instance_type
     origin = "target.instance_type" if settings.instance_type else "compute.instance_type"
     if not requested:
         requested, origin = DEFAULT_INSTANCE, "default"
@@ -154,17 +157,17 @@ def instance_option(settings: FriendliSettings, config: Any) -> tuple[str, str, 
     )
 
 
-def hf_repo(settings: FriendliSettings, bundle: Any, config: Any) -> tuple[str, str, str | None, str]:
+def hf_repo(settings: FriendliSettings, bundle: Bundle, config: DeployConfig) -> tuple[str, str, str | None, str]:
     """(repo, where it came from, revision, where that came from); a bundle built from a
     local folder needs ``hf_repo`` (``--hf-repo``)."""
     source = bundle.manifest.source
     if settings.hf_repo:
         repo, repo_from = settings.hf_repo, "--hf-repo / target.hf_repo"
-        candidates = [(settings.hf_revision, "target.hf_revision"), (config_view.model_field(config, "revision"), "model.revision")]
+        candidates = [(settings.hf_revision, "target.hf_revision"), (config.model.revision, "model.revision")]
     elif source.hub_id:
         repo, repo_from = source.hub_id, "bundle source"
         candidates = [(settings.hf_revision, "target.hf_revision"), (source.revision, "bundle source"),
-                      (config_view.model_field(config, "revision"), "model.revision")]
+                      (config.model.revision, "model.revision")]
     else:
         raise DeployError(
             f"bundle {bundle.manifest.name!r} was built from the local folder {source.path}, and FriendliAI "
@@ -176,11 +179,11 @@ def hf_repo(settings: FriendliSettings, bundle: Any, config: Any) -> tuple[str, 
     return repo, repo_from, revision, revision_from
 
 
-def build_create_request(settings: FriendliSettings, bundle: Any, config: Any, project_id: str) -> MappedRequest:
+def build_create_request(settings: FriendliSettings, bundle: Bundle, config: DeployConfig, project_id: str) -> MappedRequest:
     """The body of ``POST /dedicated/beta/endpoint`` and the plan's mapping table."""
-    compute = config_view.compute(config)
-    scaling = config_view.autoscaling(config)
-    serving = config_view.serving_params(bundle, config)
+    compute = config.compute
+    scaling = config.autoscaling
+    serving = config.serving_params(bundle)
     if not 0 <= compute.min_replicas <= compute.max_replicas:
         raise DeployError(
             f"compute.min_replicas ({compute.min_replicas}) must be between 0 and compute.max_replicas "
@@ -195,7 +198,7 @@ def build_create_request(settings: FriendliSettings, bundle: Any, config: Any, p
     name, name_from = endpoint_name(settings, bundle, config)
     option_id, option_text, option_from = instance_option(settings, config)
     repo, repo_from, revision, revision_from = hf_repo(settings, bundle, config)
-    cooldown = scaling.cooldown_s if scaling.cooldown_s is not None else 300
+    cooldown = scaling.cooldown if scaling.cooldown is not None else 300
     advanced: dict[str, Any] = {
         "max_batch_size": serving.max_batch_size,
         "tokenizer_add_special_tokens": settings.tokenizer_add_special_tokens,
@@ -220,7 +223,10 @@ def build_create_request(settings: FriendliSettings, bundle: Any, config: Any, p
         body["hfModelRepoRevision"] = revision
     if settings.version_comment:
         body["initialVersionComment"] = settings.version_comment
-    sp_from = "model.serving_params.max_batch_size" if config is not None else "bundle serving_params"
+    sp_from = (
+        "model.serving_params.max_batch_size" if "max_batch_size" in config.model.serving_params.model_fields_set
+        else "bundle serving_params"
+    )
     rows = [
         ("projectId", project_id, "target.project_id" if settings.project_id else f"${PROJECT_ENV}"),
         ("name", name, name_from),
@@ -229,7 +235,7 @@ def build_create_request(settings: FriendliSettings, bundle: Any, config: Any, p
         ("hfModelRepoRevision", revision or "(not set)", revision_from),
         ("autoscalingPolicy.minReplica", str(compute.min_replicas), "compute.min_replicas"),
         ("autoscalingPolicy.maxReplica", str(compute.max_replicas), "compute.max_replicas"),
-        ("autoscalingPolicy.cooldownPeriod", f"{cooldown} s", "autoscaling.cooldown" if scaling.cooldown_s is not None else "default"),
+        ("autoscalingPolicy.cooldownPeriod", f"{cooldown} s", "autoscaling.cooldown" if scaling.cooldown is not None else "default"),
         *[(f"advanced.{k}", str(v), sp_from if k == "max_batch_size" else f"target.{k}") for k, v in advanced.items()],
     ]
     ignored = []

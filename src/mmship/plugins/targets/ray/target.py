@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mmship import hookimpl
 from mmship.core.errors import DeployError
 from mmship.core.target import Deployment, DeployPlan, Target
+
+if TYPE_CHECKING:
+    from mmship.core.bundle import Bundle
+    from mmship.core.config import DeployConfig
 
 
 class RaySettings(BaseModel):
@@ -48,24 +52,23 @@ class RaySettings(BaseModel):
     work_dir: str | None = None
 
 
-def autoscaling_config(config: Any, settings: RaySettings) -> dict[str, Any]:
-    """Ray Serve ``autoscaling_config`` from the deploy config."""
-    min_replicas, max_replicas, target, cooldown = 1, 1, 2.0, None
-    if config is not None:
-        min_replicas, max_replicas = config.compute.min_replicas, config.compute.max_replicas
-        autoscaling = getattr(config, "autoscaling", None)
-        if autoscaling is not None:
-            cooldown = getattr(autoscaling, "cooldown", None)
-            for metric in getattr(autoscaling, "metrics", None) or []:
-                if metric.type == "request_count":
-                    target = float(metric.threshold)
-    if settings.target_ongoing_requests is not None:
-        target = settings.target_ongoing_requests
-    downscale = settings.downscale_delay_s if settings.downscale_delay_s is not None else (cooldown if cooldown is not None else 60.0)
+#: Ray's ``target_ongoing_requests`` when neither the config nor the settings set one.
+DEFAULT_TARGET_ONGOING = 2.0
+#: ``downscale_delay_s`` when neither ``autoscaling.cooldown`` nor the settings set one.
+DEFAULT_DOWNSCALE_DELAY_S = 60.0
+
+
+def autoscaling_config(config: DeployConfig, settings: RaySettings) -> dict[str, Any]:
+    """Ray Serve ``autoscaling_config`` from the deploy config (settings override it)."""
+    compute, scaling = config.compute, config.autoscaling
+    target = settings.target_ongoing_requests or scaling.threshold("request_count") or DEFAULT_TARGET_ONGOING
+    downscale = next(
+        v for v in (settings.downscale_delay_s, scaling.cooldown, DEFAULT_DOWNSCALE_DELAY_S) if v is not None
+    )
     return {
-        "min_replicas": min_replicas,
-        "max_replicas": max_replicas,
-        "initial_replicas": min_replicas,
+        "min_replicas": compute.min_replicas,
+        "max_replicas": compute.max_replicas,
+        "initial_replicas": compute.min_replicas,
         "target_ongoing_requests": target,
         "upscale_delay_s": settings.upscale_delay_s,
         "downscale_delay_s": float(downscale),
@@ -80,16 +83,17 @@ class RayTarget(Target):
     name = "ray"
     description = "Ray Serve application with autoscaling replicas (local Ray or --address)"
     settings_model = RaySettings
-    supports = frozenset({"status", "delete"})
 
-    def _serving(self, bundle: Any, config: Any) -> dict[str, Any]:
-        serving = config.model.serving_params if config is not None else bundle.manifest.serving_params
+    settings: RaySettings
+
+    def _serving(self, bundle: Bundle, config: DeployConfig) -> dict[str, Any]:
+        serving = config.serving_params(bundle)
         return {
             "precision": serving.precision, "max_batch_size": serving.max_batch_size,
             "max_delay_ms": serving.max_delay_ms, "threads": self.settings.threads,
         }
 
-    def _options(self, bundle: Any, config: Any) -> dict[str, Any]:
+    def _options(self, bundle: Bundle, config: DeployConfig) -> dict[str, Any]:
         scaling = autoscaling_config(config, self.settings)
         serving = self._serving(bundle, config)
         return {
@@ -99,7 +103,7 @@ class RayTarget(Target):
             "ray_actor_options": {"num_cpus": self.settings.num_cpus},
         }
 
-    def plan(self, bundle: Any, config: Any) -> DeployPlan:
+    def plan(self, bundle: Bundle, config: DeployConfig) -> DeployPlan:
         self.require_graphs(bundle)
         options = self._options(bundle, config)
         where = self.settings.address or "a local Ray on 127.0.0.1"
@@ -117,7 +121,7 @@ class RayTarget(Target):
             steps=["start or join Ray", "start Serve's HTTP proxy", "deploy replicas (each warms up)", "wait until RUNNING"],
         )
 
-    def deploy(self, bundle: Any, config: Any, plan: DeployPlan) -> Deployment:
+    def deploy(self, bundle: Bundle, config: DeployConfig, plan: DeployPlan) -> Deployment:
         deployment = self.start(bundle, config, plan)
         blocking = self.settings.blocking if self.settings.blocking is not None else self.settings.address is None
         if blocking:
@@ -133,7 +137,7 @@ class RayTarget(Target):
                 deployment.status = "stopped"
         return deployment
 
-    def start(self, bundle: Any, config: Any, plan: DeployPlan, timeout_s: float = 300.0) -> Deployment:
+    def start(self, bundle: Bundle, config: DeployConfig, plan: DeployPlan, timeout_s: float = 300.0) -> Deployment:
         """Deploy and return once the application is RUNNING (does not block after)."""
         from mmship.plugins.targets.ray.cluster import start_ray
         from mmship.plugins.targets.ray.deployment import build_application

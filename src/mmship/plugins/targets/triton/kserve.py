@@ -15,22 +15,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mmship.plugins.targets import config_view
+if TYPE_CHECKING:
+    from mmship.core.config import DeployConfig
 
 #: deploy-config metric types -> KServe ``scaleMetric``.
 SCALE_METRICS: dict[str, str] = {
     "cpu_utilization": "cpu",
-    "cpu": "cpu",
     "memory_utilization": "memory",
-    "memory": "memory",
     "request_count": "concurrency",
-    "concurrency": "concurrency",
-    "requests_per_second": "rps",
-    "rps": "rps",
 }
 STORAGE_PLACEHOLDER = "s3://CHANGE-ME/path/to/model-repository"
 
@@ -59,15 +55,14 @@ def dns_name(text: str) -> str:
 def build_manifest(
     *,
     name: str,
-    config: Any,
+    config: DeployConfig,
     storage_uri: str | None,
     gpu: bool,
     namespace: str | None = None,
     runtime_version: str | None = None,
 ) -> KServeManifest:
     """The InferenceService for the repository written next to it."""
-    compute = config_view.compute(config)
-    scaling = config_view.autoscaling(config)
+    compute, scaling = config.compute, config.autoscaling
     notes: list[str] = []
     predictor: dict[str, Any] = {"minReplicas": compute.min_replicas, "maxReplicas": compute.max_replicas}
     usable = [m for m in scaling.metrics if m.type in SCALE_METRICS]
@@ -77,8 +72,7 @@ def build_manifest(
     if usable:
         first = usable[0]
         predictor["scaleMetric"] = SCALE_METRICS[first.type]
-        if first.threshold is not None:
-            predictor["scaleTarget"] = round(first.threshold)
+        predictor["scaleTarget"] = round(first.threshold)
         for extra in usable[1:]:
             notes.append(f"KServe scales on one metric: {extra.type} is not used ({first.type} is)")
     model: dict[str, Any] = {
@@ -94,8 +88,8 @@ def build_manifest(
     metadata: dict[str, Any] = {"name": dns_name(name)}
     if namespace:
         metadata["namespace"] = namespace
-    if scaling.cooldown_s is not None:
-        metadata["annotations"] = {"autoscaling.knative.dev/scale-down-delay": f"{scaling.cooldown_s}s"}
+    if scaling.cooldown is not None:
+        metadata["annotations"] = {"autoscaling.knative.dev/scale-down-delay": f"{scaling.cooldown}s"}
     body = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",

@@ -1,9 +1,12 @@
-"""Triton ``config.pbtxt`` for one ONNX graph of a bundle.
+"""Triton ``config.pbtxt`` for one graph of a bundle.
 
-Dims come from the adapter's tensor specs with the batch axis left out (Triton adds it
-back from ``max_batch_size``); data types come from the ONNX graph itself, so an fp16
-graph that keeps fp32 inputs is described as it really is. Names, ranks and static sizes
-are cross-checked between the specs and the graph.
+The backend (or platform) is the one the graph's inference runtime declares for Triton
+(:attr:`~mmship.core.runtime.InferenceRuntime.serving_backends`: onnxruntime ->
+``platform: "onnxruntime_onnx"``). Dims come from the adapter's tensor specs with the
+batch axis left out (Triton adds it back from ``max_batch_size``). For an ONNX file the
+data types come from the graph itself, so an fp16 graph that keeps fp32 inputs is
+described as it really is, and names, ranks and static sizes are cross-checked between
+the specs and the graph; other formats are described by the specs alone.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mmship.core.errors import DeployError
+from mmship.core.runtime import ServingBackend
 from mmship.core.specs import TensorSpec
 
 #: ONNX TensorProto element types -> Triton data types.
@@ -42,11 +46,12 @@ class TritonTensor:
 
 @dataclass
 class TritonModel:
-    """Everything one ``config.pbtxt`` says, plus where its ONNX file comes from."""
+    """Everything one ``config.pbtxt`` says, plus the files its version folder gets."""
 
     name: str
     graph: str
     source: Path
+    backend: ServingBackend
     inputs: list[TritonTensor]
     outputs: list[TritonTensor]
     max_batch_size: int
@@ -55,7 +60,8 @@ class TritonModel:
     instance_kind: str = "KIND_CPU"
     instance_count: int = 1
     tensorrt_precision: str | None = None
-    external_files: list[str] = field(default_factory=list)
+    #: (file in the bundle, its name in the version folder ``1/``), the graph first.
+    files: list[tuple[Path, str]] = field(default_factory=list)
 
 
 def _graph_io(path: Path) -> tuple[dict[str, tuple[int, list[int]]], dict[str, tuple[int, list[int]]], list[str]]:
@@ -80,6 +86,21 @@ def _graph_io(path: Path) -> tuple[dict[str, tuple[int, list[int]]], dict[str, t
         entry.value for init in model.graph.initializer for entry in init.external_data if entry.key == "location"
     })
     return read(model.graph.input), read(model.graph.output), external
+
+
+def _spec_tensors(names: list[str], specs: dict[str, TensorSpec], graph: str, path: Path) -> list[TritonTensor]:
+    """Tensors described by the adapter specs alone (graph files that are not ONNX)."""
+    result = []
+    for name in names:
+        spec = specs.get(name)
+        if spec is None or spec.dtype not in SPEC_TO_TRITON:
+            raise DeployError(
+                f"tensor {name!r} of graph {graph!r} ({path.name}) has no adapter spec with a type Triton takes, "
+                f"and {path.suffix} files are not read here, so its type is unknown",
+                hint="rebuild the bundle with `mmship build` (the manifest lists a spec for every graph tensor)",
+            )
+        result.append(TritonTensor(name, SPEC_TO_TRITON[spec.dtype], list(spec.shape[1:])))
+    return result
 
 
 def _tensors(
@@ -129,23 +150,43 @@ def describe_graph(
     max_delay_ms: float,
     accelerator: str,
     precision: str,
+    backend: ServingBackend,
+    companions: list[Path] | None = None,
     instance_count: int = 1,
 ) -> TritonModel:
-    """A :class:`TritonModel` for one bundle graph, checked against the ONNX file."""
-    graph_inputs, graph_outputs, external = _graph_io(path)
+    """A :class:`TritonModel` for one bundle graph, checked against the graph when it is
+    an ONNX file.
+
+    The graph file becomes ``model<suffix>`` in the version folder. An ONNX graph's
+    external-data files keep their names (the graph refers to them by name); for other
+    formats, ``companions`` (the runtime's :meth:`graph_files` after the graph) named
+    after the graph follow its rename (``image.fp32.bin`` -> ``model.bin``), the rest keep
+    their names.
+    """
+    if path.suffix == ".onnx":
+        graph_inputs, graph_outputs, external = _graph_io(path)
+        inputs = _tensors(input_names, graph_inputs, specs, graph, path)
+        outputs = _tensors(output_names, graph_outputs, specs, graph, path)
+        files = [(path, "model.onnx"), *[(path.parent / name, name) for name in external]]
+    else:
+        inputs = _spec_tensors(input_names, specs, graph, path)
+        outputs = _spec_tensors(output_names, specs, graph, path)
+        files = [(path, f"model{path.suffix}")]
+        files += [(c, f"model{c.suffix}" if c.stem == path.stem else c.name) for c in companions or []]
     return TritonModel(
         name=model_name,
         graph=graph,
         source=path,
-        inputs=_tensors(input_names, graph_inputs, specs, graph, path),
-        outputs=_tensors(output_names, graph_outputs, specs, graph, path),
+        backend=backend,
+        inputs=inputs,
+        outputs=outputs,
         max_batch_size=max_batch_size,
         preferred_batch_sizes=sorted({b for b in preferred_batch_sizes if 1 <= b <= max_batch_size}),
         max_queue_delay_us=round(max_delay_ms * 1000),
         instance_kind="KIND_GPU" if accelerator in GPU_ACCELERATORS else "KIND_CPU",
         instance_count=instance_count,
         tensorrt_precision=TRT_PRECISION.get(precision, "FP32") if accelerator == "tensorrt" else None,
-        external_files=external,
+        files=files,
     )
 
 
@@ -166,7 +207,7 @@ def render_config(model: TritonModel) -> str:
     lines = [
         f"# written by mmship from bundle graph {model.graph!r}",
         f"name: {json.dumps(model.name)}",
-        'platform: "onnxruntime_onnx"',
+        f"platform: {json.dumps(model.backend.platform)}" if model.backend.platform else f"backend: {json.dumps(model.backend.backend)}",
         f"max_batch_size: {model.max_batch_size}",
         f"input {_tensor_block(model.inputs)}",
         f"output {_tensor_block(model.outputs)}",

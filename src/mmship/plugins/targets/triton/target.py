@@ -4,13 +4,16 @@
 
     REPO/
       <bundle>-<graph>/config.pbtxt     one model per graph, at the serving precision
-      <bundle>-<graph>/1/model.onnx     copied from the bundle
+      <bundle>-<graph>/1/model.onnx     copied from the bundle (model.<suffix> for other formats)
       kserve-inferenceservice.yaml      serving.kserve.io/v1beta1, Triton, protocol v2
       mmship-preprocess.json            what clients must do to images and texts
       README.md                         how to run tritonserver and apply the manifest
 
-Triton loads every sub-folder of the repository as a model and ignores plain files, so
-the extras sit at the top. The repository is written into a temporary sibling folder and
+Each graph's Triton backend is the one its inference runtime declares
+(``serving_backends["triton"]`` on the runtime class: onnxruntime -> platform
+``onnxruntime_onnx``); a graph whose runtime declares none is refused. Triton loads every
+sub-folder of the repository as a model and ignores plain files, so the extras sit at the
+top. The repository is written into a temporary sibling folder and
 renamed into place; an existing one is replaced only with ``--force``.
 """
 
@@ -22,15 +25,15 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mmship import hookimpl
 from mmship.core.errors import DeployError
+from mmship.core.runtime import ServingBackend
 from mmship.core.specs import Precision
-from mmship.core.target import Deployment, DeployPlan, Target
-from mmship.plugins.targets import config_view
+from mmship.core.target import Deployment, DeployPlan, Target, TargetOption
 from mmship.plugins.targets.triton.kserve import KServeManifest, build_manifest
 from mmship.plugins.targets.triton.model_config import (
     GPU_ACCELERATORS,
@@ -38,6 +41,10 @@ from mmship.plugins.targets.triton.model_config import (
     describe_graph,
     render_config,
 )
+
+if TYPE_CHECKING:
+    from mmship.core.bundle import Bundle, GraphFile
+    from mmship.core.config import DeployConfig
 
 KSERVE_FILE = "kserve-inferenceservice.yaml"
 PREPROCESS_FILE = "mmship-preprocess.json"
@@ -64,11 +71,15 @@ def _safe(name: str) -> str:
 
 
 class TritonTarget(Target):
-    """Write a Triton model repository (ONNX Runtime backend) and a KServe manifest."""
+    """Write a Triton model repository (each graph on its runtime's backend) and a KServe manifest."""
 
     name = "triton"
-    description = "a Triton model repository (config.pbtxt + ONNX per graph) and a KServe InferenceService"
+    description = "a Triton model repository (config.pbtxt + graph per graph) and a KServe InferenceService"
     settings_model = TritonSettings
+    cli_options = (
+        TargetOption("--out", "out", "the model repository folder to write", short="-o"),
+        TargetOption("--force", "force", "replace an existing repository at --out", is_flag=True),
+    )
 
     settings: TritonSettings
 
@@ -83,11 +94,11 @@ class TritonTarget(Target):
             raise DeployError(f"{out} already exists", hint="pass --force to replace it, or choose another --out")
         return out
 
-    def models(self, bundle: Any, config: Any) -> list[TritonModel]:
+    def models(self, bundle: Bundle, config: DeployConfig) -> list[TritonModel]:
         """One :class:`TritonModel` per graph at the serving precision."""
         self.require_graphs(bundle)
         m = bundle.manifest
-        serving = config_view.serving_params(bundle, config)
+        serving = config.serving_params(bundle)
         precision = self.settings.precision or serving.precision
         specs = {s.name: s for s in (*m.inputs, *m.outputs)}
         preferred = self.settings.preferred_batch_sizes or [serving.default_batch_size, serving.max_batch_size]
@@ -95,8 +106,10 @@ class TritonTarget(Target):
         result = []
         for graph in m.graph_specs:
             file = m.graph(graph.name, precision)  # BundleError naming the precisions built
+            backend, files = self._backend(file, bundle)
             result.append(describe_graph(
-                model_name=f"{prefix}-{_safe(graph.name)}", graph=graph.name, path=bundle.path(file.file),
+                model_name=f"{prefix}-{_safe(graph.name)}", graph=graph.name, path=files[0], companions=files[1:],
+                backend=backend,
                 input_names=file.inputs, output_names=file.outputs, specs=specs,
                 max_batch_size=serving.max_batch_size, preferred_batch_sizes=preferred,
                 max_delay_ms=serving.max_delay_ms, accelerator=serving.accelerator, precision=precision,
@@ -104,16 +117,40 @@ class TritonTarget(Target):
             ))
         return result
 
-    def plan(self, bundle: Any, config: Any) -> DeployPlan:
+    def _backend(self, file: GraphFile, bundle: Bundle) -> tuple[ServingBackend, list[Path]]:
+        """The Triton backend the graph's runtime declares, and the graph's files."""
+        from mmship.core.manager import get_plugin_manager
+
+        runtimes = get_plugin_manager().runtimes()
+        path = bundle.path(file.file)
+        if file.runtime not in runtimes:
+            raise DeployError(
+                f"graph {file.name!r} ({file.file}) runs on inference runtime {file.runtime!r}, which is not "
+                f"installed here (runtimes: {', '.join(runtimes.names()) or 'none'})",
+                hint="install the plugin that provides that runtime (see `mmship plugins`)",
+            )
+        runtime = runtimes.get(file.runtime)
+        backend = runtime.serving_backends.get(self.name)
+        if backend is None:
+            able = [r.name for r in runtimes if self.name in r.serving_backends]
+            raise DeployError(
+                f"graph {file.name!r} ({file.file}) runs on inference runtime {file.runtime!r}, which declares "
+                f"no Triton backend (runtimes that do: {', '.join(able) or 'none'})",
+                hint="serve this bundle with --target local or --target ray, or rebuild it for a runtime Triton runs",
+            )
+        return backend, runtime.graph_files(path)
+
+    def plan(self, bundle: Bundle, config: DeployConfig) -> DeployPlan:
         out = self._out()
         models = self.models(bundle, config)
-        serving = config_view.serving_params(bundle, config)
+        serving = config.serving_params(bundle)
         manifest = self._kserve(bundle, config, serving.accelerator)
         first = models[0]
+        backends = dict.fromkeys(mm.backend.platform or f"backend {mm.backend.backend}" for mm in models)
         settings: dict[str, Any] = {
             "repository": str(out),
             "models": ", ".join(f"{mm.name} ({mm.graph})" for mm in models),
-            "platform": "onnxruntime_onnx",
+            "platform": ", ".join(backends),
             "precision": self.settings.precision or serving.precision,
             "max_batch_size": f"{first.max_batch_size}   (from serving_params.max_batch_size)",
             "dynamic_batching.max_queue_delay_microseconds": f"{first.max_queue_delay_us}   (serving_params.max_delay_ms x 1000)",
@@ -139,23 +176,23 @@ class TritonTarget(Target):
             summary=f"write a Triton model repository with {len(models)} model(s) and a KServe manifest to {out}",
             settings=settings,
             steps=[
-                f"copy {len(models)} ONNX graph(s) and write config.pbtxt for each",
+                f"copy {len(models)} graph(s) and write config.pbtxt for each",
                 f"write {KSERVE_FILE}, {PREPROCESS_FILE} and README.md",
                 f"rename the finished repository into place at {out}",
             ],
         )
 
-    def _kserve(self, bundle: Any, config: Any, accelerator: str) -> KServeManifest:
+    def _kserve(self, bundle: Bundle, config: DeployConfig, accelerator: str) -> KServeManifest:
         s = self.settings
         return build_manifest(
             name=s.model_prefix or bundle.manifest.name, config=config, storage_uri=s.storage_uri,
             gpu=accelerator in GPU_ACCELERATORS, namespace=s.namespace, runtime_version=s.runtime_version,
         )
 
-    def deploy(self, bundle: Any, config: Any, plan: DeployPlan) -> Deployment:
+    def deploy(self, bundle: Bundle, config: DeployConfig, plan: DeployPlan) -> Deployment:
         out = self._out()
         models = self.models(bundle, config)
-        serving = config_view.serving_params(bundle, config)
+        serving = config.serving_params(bundle)
         manifest = self._kserve(bundle, config, serving.accelerator)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -163,9 +200,8 @@ class TritonTarget(Target):
             for model in models:
                 version = tmp / model.name / "1"
                 version.mkdir(parents=True)
-                shutil.copy2(model.source, version / "model.onnx")
-                for extra in model.external_files:  # weights stored beside the graph
-                    shutil.copy2(model.source.parent / extra, version / extra)
+                for source, name in model.files:  # the graph, then weights stored beside it
+                    shutil.copy2(source, version / name)
                 (tmp / model.name / "config.pbtxt").write_text(render_config(model), encoding="utf-8")
             (tmp / KSERVE_FILE).write_text(manifest.to_yaml(), encoding="utf-8")
             preprocess = bundle.manifest.preprocess
@@ -193,7 +229,7 @@ def _replace(tmp: Path, out: Path) -> None:
         shutil.rmtree(backup, ignore_errors=True)
 
 
-def readme(bundle: Any, models: list[TritonModel], settings: TritonSettings, manifest: KServeManifest) -> str:
+def readme(bundle: Bundle, models: list[TritonModel], settings: TritonSettings, manifest: KServeManifest) -> str:
     """The repository's README: what is in it and the commands to serve it."""
     m = bundle.manifest
     first = models[0]
