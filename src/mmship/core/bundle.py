@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mmship import __version__
+from mmship.core.config.yaml_loader import safe_load
 from mmship.core.errors import BundleError
 from mmship.core.specs import GraphSpec, PreprocessSpec, ServingParams, TensorSpec
 
@@ -143,7 +144,7 @@ class Bundle:
                 hint="build one with `mmship build MODEL --out BUNDLE`",
             )
         try:
-            raw = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
+            raw = safe_load(manifest_path.read_text(encoding="utf-8"))
             manifest = BundleManifest.model_validate(raw)
         except (yaml.YAMLError, ValidationError) as exc:
             raise BundleError(
