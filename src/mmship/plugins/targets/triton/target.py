@@ -201,7 +201,9 @@ class TritonTarget(Target):
                 version = tmp / model.name / "1"
                 version.mkdir(parents=True)
                 for source, name in model.files:  # the graph, then weights stored beside it
-                    shutil.copy2(source, version / name)
+                    # the verified bytes of a file the bundle lists: nothing from outside it
+                    (version / name).parent.mkdir(parents=True, exist_ok=True)
+                    (version / name).write_bytes(bundle.read(source))
                 (tmp / model.name / "config.pbtxt").write_text(render_config(model), encoding="utf-8")
             (tmp / KSERVE_FILE).write_text(manifest.to_yaml(), encoding="utf-8")
             preprocess = bundle.manifest.preprocess
