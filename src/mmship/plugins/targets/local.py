@@ -10,6 +10,7 @@ travels in the child's environment only, never in a file.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -104,9 +105,9 @@ class LocalTarget(Target):
         if state_path(name).exists() and self._status(name) == "running":
             raise DeployError(f"local deployment {name!r} is already running", hint=f"mmship stop {name}")
         log = log_path(name)
-        with log.open("ab") as fh:
-            child = spawn_server(args, fh)
-        record = {"name": name, "pid": child.pid, **identity(child.pid), "url": url, "log": str(log), "bundle": str(bundle.root)}
+        with log.open("ab") as fh:  # the API key (if any) goes to this child only
+            child = spawn_server(args, fh, api_key=os.environ.get("MMSHIP_API_KEY"))
+        record = {"name": name, "pid": child.pid, **identity(child.pid, list(child.args)), "url": url, "log": str(log), "bundle": str(bundle.root)}
         write_record(name, record)
         try:
             wait_ready(url, child, self.settings.ready_timeout_s, log)

@@ -72,10 +72,12 @@ def start_ticks(pid: int) -> int | None:
         return None
 
 
-def identity(pid: int) -> dict[str, Any]:
-    """What identifies the running process ``pid``: its start time and command line."""
+def identity(pid: int, cmdline: list[str]) -> dict[str, Any]:
+    """What identifies the process ``pid`` that mmship just started with ``cmdline``: its
+    start time and that command line (the one given to exec: right after exec the
+    system may still show an empty one)."""
     process = psutil.Process(pid)
-    found: dict[str, Any] = {"started": process.create_time(), "cmdline": process.cmdline()}
+    found: dict[str, Any] = {"started": process.create_time(), "cmdline": [str(arg) for arg in cmdline]}
     ticks = start_ticks(pid)
     if ticks is not None:
         found["start_ticks"] = ticks
