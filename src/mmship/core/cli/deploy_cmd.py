@@ -29,6 +29,7 @@ OPERATIONS: dict[str, str] = {
     "delete": "delete",
     "sleep": "sleep",
     "wake": "wake",
+    "restart": "restart",
     "invoke": "invoke",
 }
 
@@ -236,6 +237,7 @@ def register(app: typer.Typer) -> None:
         ("delete", "deleted", "Delete a deployment."),
         ("sleep", "sleeping", "Put a deployment to sleep (no replicas; wake brings it back)."),
         ("wake", "waking", "Wake a sleeping deployment."),
+        ("restart", "restarting", "Start a FAILED or TERMINATED deployment again."),
     ):
         _simple(op, title, doc)
 
