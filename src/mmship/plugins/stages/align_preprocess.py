@@ -205,9 +205,9 @@ def align_text(adapter: Adapter, folder: Path) -> TextPreprocessSpec:
     """The text spec for ``adapter`` from the tokenizer saved in ``folder``.
 
     Padding is ``max_length`` unless the adapter sets ``text_padding = "longest"`` and its
-    text inputs have a dynamic length; truncation is always on.
+    text inputs have a dynamic length; truncation is always on; ``pad_ids`` per text input.
     """
-    from mmship.preprocess.tokens import TOKENIZER_FILE, normalizer_lowercases
+    from mmship.preprocess.tokens import TOKENIZER_FILE, TextTokenizer, normalizer_lowercases, tokenizer_pad_value
 
     path = Path(folder) / TOKENIZER_FILE
     if not path.is_file():
@@ -220,7 +220,10 @@ def align_text(adapter: Adapter, folder: Path) -> TextPreprocessSpec:
     if getattr(adapter, "text_padding", None) == "longest" and _fixed_text_length(adapter) is None:
         padding = "longest"
     lowercase = normalizer_lowercases(json.loads(path.read_text(encoding="utf-8")))
-    return TextPreprocessSpec(max_length=max_length, padding=padding, truncation=True, lowercase=lowercase)
+    spec = TextPreprocessSpec(max_length=max_length, padding=padding, truncation=True, lowercase=lowercase)
+    pad_id = TextTokenizer(folder, spec).pad_id
+    spec.pad_ids = {s.name: tokenizer_pad_value(s.name, pad_id) for s in adapter.inputs_for_modality("text")}
+    return spec
 
 
 # --- measuring ----------------------------------------------------------------------
