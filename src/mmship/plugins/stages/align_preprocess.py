@@ -213,7 +213,8 @@ def align_text(adapter: Adapter, folder: Path) -> TextPreprocessSpec:
     if not path.is_file():
         raise BuildError(
             f"{folder} has no {TOKENIZER_FILE}; mmship's server tokenizes with the tokenizers library from it",
-            hint="write it with transformers 5: AutoTokenizer.from_pretrained(folder).save_pretrained(folder)",
+            hint="write it with transformers 5: AutoTokenizer.from_pretrained(folder).save_pretrained(folder); a "
+            "SentencePiece-only tokenizer (spiece.model, e.g. SigLIP's) needs a fast one giving the same ids",
         )
     max_length = text_max_length(adapter, folder)
     padding: Literal["max_length", "longest"] = "max_length"
@@ -372,8 +373,7 @@ def align(adapter: Adapter, folder: Path) -> PreprocessSpec:
                 f"model {adapter.name!r} takes images but {folder} has no {' or '.join(IMAGE_CONFIG_FILES)}",
                 hint=_SAVE_HINT,
             )
-        processor = load_hf_image_processor(folder)
-        image = image_spec_from_processor(processor)
+        image = image_spec_from_processor(processor := load_hf_image_processor(folder))
         check_image_size(adapter, image, folder)
     if adapter.inputs_for_modality("text"):
         text = align_text(adapter, folder)
