@@ -72,6 +72,15 @@ def test_siglip_bundle_records_sigmoid_scoring_and_pad_ids(tiny_siglip_bundle, t
     assert manifest.preprocess.text.pad_ids == {"input_ids": 1}  # SigLIP pads with its eos token
 
 
+def test_inspect_shows_the_scoring(tiny_siglip_bundle, legacy_clip_bundle, capsys):
+    from mmship.core.cli.app import main
+
+    assert main(["inspect", str(tiny_siglip_bundle)]) == 0
+    assert "scoring: sigmoid of logit_scale 7.389 x cosine(image_embeds, text_embeds) + logit_bias -1.5" in capsys.readouterr().out
+    assert main(["inspect", str(legacy_clip_bundle)]) == 0
+    assert "scoring: softmax of logit_scale 10 x cosine" in capsys.readouterr().out
+
+
 def test_siglip_classify_answers_sigmoid_scores_of_the_torch_model(siglip_server, tiny_siglip_dir):
     response = httpx.post(f"{siglip_server}/classify", json={"image": _b64(CAT), "labels": LABELS, "template": TEMPLATE})
     assert response.status_code == 200, response.text
