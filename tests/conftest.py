@@ -55,6 +55,22 @@ def tiny_fusion_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_siglip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight SigLIP folder (model + SiglipProcessor files, fast tokenizer)."""
+    from tests.helpers.tiny_models import make_tiny_siglip
+
+    return make_tiny_siglip(tmp_path_factory.mktemp("tiny-siglip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip_bundle(tiny_siglip_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle (fp32 + int8) built from the tiny SigLIP through the real build pipeline."""
+    from tests.helpers.bundles import build_bundle
+
+    return build_bundle(tiny_siglip_dir, tmp_path_factory.mktemp("bundles") / "tiny-siglip", precisions=("fp32", "int8"))
+
+
+@pytest.fixture(scope="session")
 def tiny_clip_bundle(tiny_clip_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A bundle (fp32 + int8) built from the tiny CLIP through the real build pipeline."""
     from tests.helpers.bundles import build_bundle

@@ -26,6 +26,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "adapter-clip": "mmship.adapters.clip",
     "adapter-flava": "mmship.adapters.flava",
     "adapter-fusion": "mmship.adapters.fusion",
+    "adapter-siglip": "mmship.adapters.siglip",
     "adapter-vlm": "mmship.adapters.vlm",
     # build stages
     "align-preprocess": "mmship.plugins.stages.align_preprocess",

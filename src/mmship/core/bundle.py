@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from mmship import __version__
 from mmship.core.errors import BundleError
-from mmship.core.specs import GraphSpec, PreprocessSpec, ServingParams, TensorSpec
+from mmship.core.specs import GraphSpec, PreprocessSpec, ScoringSpec, ServingParams, TensorSpec
 
 MANIFEST = "mmship.yaml"
 REPORT = "report.json"
@@ -85,6 +85,9 @@ class BundleManifest(BaseModel):
     serving_params: ServingParams
     precisions: list[str] = Field(default_factory=list)
     adapter_data: dict[str, Any] = Field(default_factory=dict)
+    scoring: ScoringSpec | None = Field(
+        None, description="what the model's image-text score means (absent in bundles built before it was recorded)"
+    )
     files: dict[str, str] = Field(default_factory=dict, description="relative path -> sha256")
 
     @model_validator(mode="before")

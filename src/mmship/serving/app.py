@@ -13,7 +13,9 @@ from fastapi.responses import JSONResponse
 from mmship import __version__
 from mmship.core.errors import InputSpecError
 from mmship.core.payload import PayloadInputs
+from mmship.payload.datatypes import v2_datatype
 from mmship.payload.images import decode_image_text
+from mmship.scoring import unit_rows
 from mmship.serving.engine import Engine
 from mmship.serving.http_errors import HTTPProblem, install_error_handlers
 from mmship.serving.metrics import ServerMetrics
@@ -99,15 +101,14 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     @app.get("/v2/models/{name}/versions/{version}", tags=["v2"], include_in_schema=False)
     async def model_metadata(name: str, version: str = "1") -> dict:
         model_or_404(name)
-        from mmship.serving.validation import V2_DATATYPES
-
-        outputs = [{"name": s.name, "datatype": V2_DATATYPES[s.dtype], "shape": s.shape} for s in engine.output_specs.values()]
-        if {"image_embeds", "text_embeds"} <= set(engine.output_specs):
-            outputs.append({"name": "logits_per_image", "datatype": "FP32", "shape": [-1, -1]})
+        outputs = [{"name": s.name, "datatype": v2_datatype(s.dtype), "shape": s.shape} for s in engine.output_specs.values()]
+        scorer = service.scorer
+        if scorer.applies(engine.output_specs):
+            outputs.append(scorer.output_metadata())
         return {
             "name": service.name, "versions": ["1"], "platform": "onnxruntime_onnx",
             "inputs": service.metadata_inputs(), "outputs": outputs,
-            "parameters": {"precision": engine.precision, "adapter": engine.bundle.manifest.adapter},
+            "parameters": {"precision": engine.precision, "adapter": engine.bundle.manifest.adapter, "scoring": scorer.kind},
         }
 
     @app.get("/v2/models/{name}/ready", tags=["v2"])
@@ -153,9 +154,9 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
         check_items(len(body.images) + len(body.texts))
         images = [decode_image_text(v, f"images[{i}]") for i, v in enumerate(body.images)]
         result = await service.infer(PayloadInputs(images=images, texts=body.texts))
-        outputs = {k: v for k, v in result.outputs.items() if k != "logits_per_image"}
+        outputs = {k: v for k, v in result.outputs.items() if k != service.scorer.spec.output}
         if body.normalize:
-            outputs = {k: v / np.linalg.norm(v, axis=1, keepdims=True) for k, v in outputs.items()}
+            outputs = {k: unit_rows(v) for k, v in outputs.items()}
         listed = {k: v.astype(float).tolist() for k, v in outputs.items()}
         dim = int(next(iter(outputs.values())).shape[1])
         return EmbedResponse(
@@ -165,24 +166,24 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
 
     @app.post("/classify", tags=["people"], response_model=ClassifyResponse)
     async def classify(body: ClassifyRequest) -> ClassifyResponse:
-        """Zero-shot classification: probabilities of each label for one image."""
+        """Zero-shot classification of one image: each label's probability under the model's
+        scoring (softmax over the labels, or one sigmoid per label)."""
         check_items(1 + len(body.labels))
         if "{}" not in body.template:
             raise InputSpecError(f"template {body.template!r} has no '{{}}' for the label", hint="write e.g. 'a photo of a {}'")
-        if not {"image_embeds", "text_embeds"} <= set(engine.output_specs):
+        scorer = service.scorer
+        if not scorer.applies(engine.output_specs):
             raise InputSpecError(
-                f"model {service.name!r} has no separate image and text embeddings to compare",
+                f"model {service.name!r} has no image-text score (scoring: {scorer.kind}) to classify with",
                 hint="use /embed or /v2 infer for this model",
             )
         image = decode_image_text(body.image, "image")
         texts = [body.template.format(label) for label in body.labels]
         result = await service.infer(PayloadInputs(images=[image], texts=texts))
-        logits = result.outputs["logits_per_image"][0].astype(np.float64)
-        probs = np.exp(logits - logits.max())
-        probs /= probs.sum()
+        probs = scorer.probabilities(result.outputs[scorer.spec.output])[0]
         return ClassifyResponse(
             model=service.name, labels=body.labels, probs=[float(p) for p in probs],
-            top=body.labels[int(np.argmax(probs))], truncated=result.truncated,
+            top=body.labels[int(np.argmax(probs))], scoring=scorer.kind, truncated=result.truncated,
         )
 
     @app.get("/metrics", tags=["ops"])

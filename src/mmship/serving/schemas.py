@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -33,8 +35,13 @@ class ClassifyRequest(BaseModel):
 
 
 class ClassifyResponse(BaseModel):
+    """Each label's probability for the image, under the model's scoring."""
+
     model: str
     labels: list[str]
     probs: list[float]
     top: str
+    scoring: Literal["softmax", "sigmoid"] = Field(
+        description="softmax: probs sum to 1 over the labels (CLIP); sigmoid: each label's own probability (SigLIP)"
+    )
     truncated: list[bool] = Field(default_factory=list)

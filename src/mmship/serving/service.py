@@ -15,6 +15,9 @@ import numpy as np
 
 from mmship.core.errors import InputSpecError
 from mmship.core.payload import PayloadInputs
+from mmship.preprocess.tokens import tokenizer_pad_value
+from mmship.scoring import Scorer
+from mmship.payload.datatypes import v2_datatype
 from mmship.serving.batcher import DynamicBatcher, stack_rows
 from mmship.serving.engine import Engine, GraphRunner
 from mmship.serving.metrics import ServerMetrics
@@ -52,7 +55,7 @@ def pad_stacker(pad_ids: dict[str, int]):
 
 
 class ModelService:
-    """One served model: preprocessing, batchers, scoring."""
+    """One served model: preprocessing, batchers, scoring (:attr:`scorer`)."""
 
     def __init__(self, engine: Engine, settings: ServerSettings, metrics: ServerMetrics) -> None:
         from mmship.preprocess.pixels import ImagePreprocessor
@@ -64,7 +67,7 @@ class ModelService:
         manifest = engine.bundle.manifest
         self.name = manifest.name
         self.preprocess = manifest.preprocess
-        self.logit_scale = float(manifest.adapter_data.get("logit_scale", 100.0))
+        self.scorer = Scorer.for_manifest(manifest)
         serving = manifest.serving_params
         self.max_batch_size = settings.max_batch_size or serving.max_batch_size
         self.max_delay_ms = serving.max_delay_ms if settings.max_delay_ms is None else settings.max_delay_ms
@@ -82,10 +85,18 @@ class ModelService:
         self._pool = ThreadPoolExecutor(max_workers=settings.preprocess_workers, thread_name_prefix="mmship-prep")
         self.batchers = {name: self._batcher(graph) for name, graph in engine.graphs.items()}
 
-    def _batcher(self, graph: GraphRunner) -> DynamicBatcher:
-        text_inputs = [s.name for s in graph.inputs if s.modality == "text"]
+    def _pad_ids(self, graph: GraphRunner) -> dict[str, int]:
+        """What each text input of ``graph`` is padded with: the manifest's ``pad_ids``, or for
+        bundles built before they were recorded, what the tokenizer pads each output with."""
+        text = self.preprocess.text if self.preprocess else None
+        recorded = text.pad_ids if text is not None else {}
         pad_id = self.tokenizer.pad_id if self.tokenizer is not None else 0
-        stacker = pad_stacker({n: (0 if "mask" in n else pad_id) for n in text_inputs}) if text_inputs else stack_rows
+        names = [s.name for s in graph.inputs if s.modality == "text"]
+        return {n: recorded[n] if n in recorded else tokenizer_pad_value(n, pad_id) for n in names}
+
+    def _batcher(self, graph: GraphRunner) -> DynamicBatcher:
+        pad_ids = self._pad_ids(graph)
+        stacker = pad_stacker(pad_ids) if pad_ids else stack_rows
         return DynamicBatcher(
             graph.spec.name, graph, max_batch_size=self.max_batch_size, max_delay_ms=self.max_delay_ms,
             max_queue_rows=self.settings.max_queue_rows, stacker=stacker, observer=self.metrics.observer(),
@@ -108,10 +119,8 @@ class ModelService:
 
     def metadata_inputs(self) -> list[dict[str, Any]]:
         """v2 metadata: raw tensor inputs plus the high-level BYTES inputs."""
-        from mmship.serving.validation import V2_DATATYPES
-
         specs = [
-            {"name": s.name, "datatype": V2_DATATYPES[s.dtype], "shape": s.shape}
+            {"name": s.name, "datatype": v2_datatype(s.dtype), "shape": s.shape}
             for s in self.engine.input_specs.values()
         ]
         if self.images is not None:
@@ -184,7 +193,8 @@ class ModelService:
         return chosen
 
     async def infer(self, inputs: PayloadInputs, requested: list[str] | None = None) -> InferResult:
-        """Run the graphs the inputs allow; add ``logits_per_image`` for image+text."""
+        """Run the graphs the inputs allow; add the model's image-text logits (the bundle's
+        ``scoring``, served as ``logits_per_image``) when images and texts were both sent."""
         if not (inputs.images or inputs.texts or inputs.tensors):
             raise InputSpecError("the request has no inputs", hint="send at least one image or text")
         requested = requested or []
@@ -197,14 +207,7 @@ class ModelService:
         outputs: dict[str, np.ndarray] = {}
         for result in results:
             outputs.update(result)
-        if "image_embeds" in outputs and "text_embeds" in outputs:
-            outputs["logits_per_image"] = self.logits(outputs["image_embeds"], outputs["text_embeds"])
+        self.scorer.add_logits(outputs)
         if truncated and any(truncated):
             self.metrics.truncated.inc(sum(truncated))
         return InferResult(outputs, truncated)
-
-    def logits(self, image_embeds: np.ndarray, text_embeds: np.ndarray) -> np.ndarray:
-        """CLIP-style scores: ``logit_scale`` times the cosine of every image-text pair."""
-        image = image_embeds / np.linalg.norm(image_embeds, axis=1, keepdims=True)
-        text = text_embeds / np.linalg.norm(text_embeds, axis=1, keepdims=True)
-        return (self.logit_scale * image @ text.T).astype(np.float32)

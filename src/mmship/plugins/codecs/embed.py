@@ -55,6 +55,8 @@ class ClassifyResult:
     probs: list[float]
     top: str
     truncated: list[bool] = field(default_factory=list)
+    #: ``softmax`` (probs sum to 1) or ``sigmoid`` (one per label); ``None`` from servers that do not say.
+    scoring: str | None = None
 
     def ranked(self) -> list[tuple[str, float]]:
         """``(label, probability)`` pairs, most likely first."""
@@ -139,7 +141,7 @@ def decode_classify_response(body: bytes, headers: Mapping[str, str] | None = No
     top = doc.get("top") or (labels[int(np.argmax(probs))] if probs else "")
     return ClassifyResult(
         model=str(doc.get("model", "")), labels=labels, probs=probs, top=str(top),
-        truncated=[bool(t) for t in doc.get("truncated") or []],
+        truncated=[bool(t) for t in doc.get("truncated") or []], scoring=doc.get("scoring"),
     )
 
 

@@ -205,22 +205,26 @@ def align_text(adapter: Adapter, folder: Path) -> TextPreprocessSpec:
     """The text spec for ``adapter`` from the tokenizer saved in ``folder``.
 
     Padding is ``max_length`` unless the adapter sets ``text_padding = "longest"`` and its
-    text inputs have a dynamic length; truncation is always on.
+    text inputs have a dynamic length; truncation is always on; ``pad_ids`` per text input.
     """
-    from mmship.preprocess.tokens import TOKENIZER_FILE, normalizer_lowercases
+    from mmship.preprocess.tokens import TOKENIZER_FILE, TextTokenizer, normalizer_lowercases, tokenizer_pad_value
 
     path = Path(folder) / TOKENIZER_FILE
     if not path.is_file():
         raise BuildError(
             f"{folder} has no {TOKENIZER_FILE}; mmship's server tokenizes with the tokenizers library from it",
-            hint="write it with transformers 5: AutoTokenizer.from_pretrained(folder).save_pretrained(folder)",
+            hint="write it with transformers 5: AutoTokenizer.from_pretrained(folder).save_pretrained(folder); a "
+            "SentencePiece-only tokenizer (spiece.model, e.g. SigLIP's) needs a fast one giving the same ids",
         )
     max_length = text_max_length(adapter, folder)
     padding: Literal["max_length", "longest"] = "max_length"
     if getattr(adapter, "text_padding", None) == "longest" and _fixed_text_length(adapter) is None:
         padding = "longest"
     lowercase = normalizer_lowercases(json.loads(path.read_text(encoding="utf-8")))
-    return TextPreprocessSpec(max_length=max_length, padding=padding, truncation=True, lowercase=lowercase)
+    spec = TextPreprocessSpec(max_length=max_length, padding=padding, truncation=True, lowercase=lowercase)
+    pad_id = TextTokenizer(folder, spec).pad_id
+    spec.pad_ids = {s.name: tokenizer_pad_value(s.name, pad_id) for s in adapter.inputs_for_modality("text")}
+    return spec
 
 
 # --- measuring ----------------------------------------------------------------------
@@ -369,8 +373,7 @@ def align(adapter: Adapter, folder: Path) -> PreprocessSpec:
                 f"model {adapter.name!r} takes images but {folder} has no {' or '.join(IMAGE_CONFIG_FILES)}",
                 hint=_SAVE_HINT,
             )
-        processor = load_hf_image_processor(folder)
-        image = image_spec_from_processor(processor)
+        image = image_spec_from_processor(processor := load_hf_image_processor(folder))
         check_image_size(adapter, image, folder)
     if adapter.inputs_for_modality("text"):
         text = align_text(adapter, folder)
