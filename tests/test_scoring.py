@@ -10,7 +10,15 @@ from mmship.core.errors import BuildError, DimensionMismatchError
 from mmship.core.specs import ScoringSpec, TensorSpec
 from mmship.evaluation.feeds import example_feeds
 from mmship.payload.datatypes import v2_datatype
-from mmship.scoring import Scorer, cosine_matrix, legacy_scoring, row_cosines, sigmoid, softmax, unit_rows
+from mmship.scoring import (
+    Scorer,
+    cosine_matrix,
+    legacy_scoring,
+    row_cosines,
+    sigmoid,
+    softmax,
+    unit_rows,
+)
 
 IMAGE = np.array([[3.0, 0.0], [0.0, 2.0]], np.float32)
 TEXT = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, -4.0]], np.float32)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch  # noqa: E402
 
-from mmship.adapters.scoring import DEFAULT_LOGIT_SCALE  # noqa: E402
 from mmship.adapters.clip import CLIPAdapter  # noqa: E402
 from mmship.adapters.flava import FLAVAAdapter  # noqa: E402
 from mmship.adapters.fusion import FusionAdapter  # noqa: E402
+from mmship.adapters.scoring import DEFAULT_LOGIT_SCALE  # noqa: E402
 from mmship.core.adapter import LoadOptions  # noqa: E402
 from mmship.core.errors import MmshipError  # noqa: E402
 from mmship.core.model_source import read_hf_config  # noqa: E402

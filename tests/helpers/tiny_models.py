@@ -13,7 +13,11 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.tokenizers import make_bert_tokenizer, make_clip_tokenizer, make_siglip_tokenizer
+from tests.helpers.tokenizers import (
+    make_bert_tokenizer,
+    make_clip_tokenizer,
+    make_siglip_tokenizer,
+)
 
 #: Image side of every tiny model (the processors resize/crop to it).
 TINY_IMAGE_SIZE = 32
@@ -199,7 +203,12 @@ def make_tiny_siglip(folder: str | Path, seed: int = 0, **overrides: Any) -> Pat
     to ``max_position_embeddings``). The text head gives ``projection_size`` (32), the
     image tower's width, from a 40-wide text tower."""
     import torch
-    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel, SiglipProcessor
+    from transformers import (
+        SiglipConfig,
+        SiglipImageProcessor,
+        SiglipModel,
+        SiglipProcessor,
+    )
 
     folder = _prepare(folder, seed)
     values = merge_config(TINY_SIGLIP, overrides)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mmship.core.builtins import BUILTIN_PLUGINS
 from mmship.core.errors import BuildError
 from mmship.core.manager import PluginManager
 from mmship.core.specs import ImagePreprocessSpec, PreprocessSpec, TextPreprocessSpec
-from mmship.core.builtins import BUILTIN_PLUGINS
 from mmship.plugins.stages import align_preprocess
 from mmship.plugins.stages.align_preprocess import (
     align,

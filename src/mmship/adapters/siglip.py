@@ -26,7 +26,12 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from mmship import hookimpl
-from mmship.adapters.base import Dim, Projection, TransformersAdapter, dimension_mismatch
+from mmship.adapters.base import (
+    Dim,
+    Projection,
+    TransformersAdapter,
+    dimension_mismatch,
+)
 from mmship.adapters.scoring import SigmoidScoring
 from mmship.core.adapter import ExportModule
 from mmship.core.specs import GraphSpec, ServingParams, TensorSpec

@@ -32,7 +32,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from mmship import __version__
 from mmship.core.errors import BundleError
-from mmship.core.specs import GraphSpec, PreprocessSpec, ScoringSpec, ServingParams, TensorSpec
+from mmship.core.specs import (
+    GraphSpec,
+    PreprocessSpec,
+    ScoringSpec,
+    ServingParams,
+    TensorSpec,
+)
 
 MANIFEST = "mmship.yaml"
 REPORT = "report.json"

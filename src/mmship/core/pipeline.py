@@ -24,7 +24,13 @@ from mmship.core.model_source import (
     resolve_source,
 )
 from mmship.core.progress import StageReporter
-from mmship.core.specs import PRECISIONS, ExportedGraph, PreprocessSpec, ScoringSpec, ServingParams
+from mmship.core.specs import (
+    PRECISIONS,
+    ExportedGraph,
+    PreprocessSpec,
+    ScoringSpec,
+    ServingParams,
+)
 from mmship.core.stages import (
     BuildContext,
     ExportOptions,

@@ -15,9 +15,9 @@ import numpy as np
 
 from mmship.core.errors import InputSpecError
 from mmship.core.payload import PayloadInputs
+from mmship.payload.datatypes import v2_datatype
 from mmship.preprocess.tokens import tokenizer_pad_value
 from mmship.scoring import Scorer
-from mmship.payload.datatypes import v2_datatype
 from mmship.serving.batcher import DynamicBatcher, stack_rows
 from mmship.serving.engine import Engine, GraphRunner
 from mmship.serving.metrics import ServerMetrics

@@ -94,7 +94,14 @@ def make_siglip_tokenizer(folder: Path | None = None, max_length: int = 64):
     """A fast tokenizer shaped like SigLIP's (pad = eos = ``</s>``, id 1; ``<unk>`` id 2),
     saved into ``folder`` when given. SigLIP's own ``SiglipTokenizer`` is SentencePiece
     only; this one is the same kind of model in ``tokenizer.json``."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
     from transformers import PreTrainedTokenizerFast
 
     backend = Tokenizer(models.Unigram(siglip_vocab(), unk_id=2, byte_fallback=False))

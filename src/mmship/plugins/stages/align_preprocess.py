@@ -207,7 +207,12 @@ def align_text(adapter: Adapter, folder: Path) -> TextPreprocessSpec:
     Padding is ``max_length`` unless the adapter sets ``text_padding = "longest"`` and its
     text inputs have a dynamic length; truncation is always on; ``pad_ids`` per text input.
     """
-    from mmship.preprocess.tokens import TOKENIZER_FILE, TextTokenizer, normalizer_lowercases, tokenizer_pad_value
+    from mmship.preprocess.tokens import (
+        TOKENIZER_FILE,
+        TextTokenizer,
+        normalizer_lowercases,
+        tokenizer_pad_value,
+    )
 
     path = Path(folder) / TOKENIZER_FILE
     if not path.is_file():

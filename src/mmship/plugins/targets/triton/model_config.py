@@ -95,13 +95,13 @@ def _spec_tensors(names: list[str], specs: dict[str, TensorSpec], graph: str, pa
     result = []
     for name in names:
         spec = specs.get(name)
-        if spec is None or spec.dtype not in SPEC_TO_TRITON:
+        if spec is None:
             raise DeployError(
                 f"tensor {name!r} of graph {graph!r} ({path.name}) has no adapter spec with a type Triton takes, "
                 f"and {path.suffix} files are not read here, so its type is unknown",
                 hint="rebuild the bundle with `mmship build` (the manifest lists a spec for every graph tensor)",
             )
-        result.append(TritonTensor(name, SPEC_TO_TRITON[spec.dtype], list(spec.shape[1:])))
+        result.append(TritonTensor(name, spec_to_triton(spec.dtype), list(spec.shape[1:])))
     return result
 
 
