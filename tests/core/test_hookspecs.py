@@ -15,7 +15,7 @@ TESTS = Path(__file__).resolve().parents[1]
 PUBLIC_HOOKS = {
     "mmship_register_adapters", "mmship_register_targets", "mmship_register_commands",
     "mmship_align_preprocess", "mmship_export", "mmship_quantize", "mmship_optimize",
-    "mmship_deploy", "mmship_encode_payload", "mmship_decode_payload",
+    "mmship_deploy", "mmship_register_codecs", "mmship_register_runtimes",
 }
 
 
