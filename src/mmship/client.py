@@ -22,6 +22,7 @@ short backoff, both at most ``retries`` times; any other error answer raises
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import os
 import time
@@ -235,7 +236,7 @@ class Client:
         defaults to :meth:`model_name`."""
         codec = self.codec(protocol)
         if codec.addresses_model() and inputs.model == PayloadInputs().model:
-            inputs.model = self.model_name()
+            inputs = dataclasses.replace(inputs, model=self.model_name())
         response = self.send(codec.encode_request(inputs, protocol))
         return codec.decode_response(response.content, response.headers)
 

@@ -122,8 +122,10 @@ def test_the_signature_check_catches_a_difference():
         assert signature_of(changed) != spec, edit
 
 
-def test_the_codec_example_on_the_docs_page_works(tmp_path):
+def test_the_codec_example_on_the_docs_page_works():
     """The third-party codec the page shows registers and speaks both directions."""
+    import numpy as np
+
     from mmship.core.payload import InferOutputs, PayloadInputs
 
     section = SECTIONS["mmship_register_codecs"]
@@ -135,8 +137,6 @@ def test_the_codec_example_on_the_docs_page_works(tmp_path):
     codec = manager.codecs().for_protocol("texts-only")()
     request = codec.encode_request(PayloadInputs(texts=["a cat"], model="clip"), "texts-only")
     assert request.path == "/texts/clip" and codec.decode_request(request.body, {}).inputs.texts == ["a cat"]
-    import numpy as np
-
     answer = InferOutputs("clip", {"text_embeds": np.ones((1, 2), dtype=np.float32)})
     response = codec.encode_response(answer, codec.decode_request(request.body, {}))
     assert codec.decode_response(response.body, response.headers).outputs["text_embeds"].tolist() == [[1.0, 1.0]]

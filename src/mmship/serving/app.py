@@ -5,6 +5,7 @@ three operations: infer, embed, classify."""
 from __future__ import annotations
 
 import asyncio
+import string
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -183,17 +184,21 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
 
 
 def label_prompts(template: str, labels: list[str]) -> list[str]:
-    """Each label put into ``template`` at its ``{}``; a template with any other
-    placeholder is refused (400), never a server error."""
-    if "{}" not in template:
-        raise InputSpecError(f"template {template!r} has no '{{}}' for the label", hint="write e.g. 'a photo of a {}'")
+    """Each label put into ``template`` at its one ``{}``. Any other placeholder (a
+    name, an index, a format spec such as ``{:>999999999}``) is refused with a 400 before
+    anything is formatted: never a server error, never a huge string."""
     try:
-        return [template.format(label) for label in labels]
-    except (IndexError, KeyError, ValueError) as exc:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        fields = [("?", str(exc), None)]
+    if not fields:
+        raise InputSpecError(f"template {template!r} has no '{{}}' for the label", hint="write e.g. 'a photo of a {}'")
+    if fields != [("", "", None)]:
         raise InputSpecError(
-            f"template {template!r} has a placeholder other than '{{}}' ({type(exc).__name__}: {exc})",
+            f"template {template!r} must hold exactly one '{{}}' and no other placeholder",
             hint="keep one '{}' for the label; write other braces as '{{' and '}}'",
-        ) from None
+        )
+    return [template.format(label) for label in labels]
 
 
 def _memory_sampler(settings: ServerSettings) -> asyncio.Task[None]:

@@ -158,7 +158,14 @@ def _b64(cat: bytes) -> str:
 
 @pytest.mark.parametrize(
     ("template", "words"),
-    [("no braces", "has no '{}' for the label"), ("a {} of {kind}", "placeholder other than '{}'"), ("a {} {0} {", "placeholder other than '{}'")],
+    [
+        ("no braces", "has no '{}' for the label"),
+        ("a {} of {kind}", "exactly one '{}'"),
+        ("a {} {0} {", "exactly one '{}'"),
+        ("a {} and a {}", "exactly one '{}'"),
+        ("{{}}{:>999999999}", "exactly one '{}'"),  # a gigabyte per label if it were formatted
+    ],
+    ids=["none", "named", "malformed", "two", "huge-width"],
 )
 def test_a_bad_template_is_a_400_never_a_server_error(server, cat, template, words):
     response = httpx.post(f"{server}/classify", json={"image": _b64(cat), "labels": ["cat", "dog"], "template": template})
