@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 #: Shared fixtures: the HTTP API stub (``stub_server``, ``stub``) for client/invoke/bench
-#: tests; the deploy-target fixtures (bundles, the fake FriendliAI API, ``vlm_folder``).
-pytest_plugins = ["tests.helpers.stub_server", "tests.plugins.targets.fixtures"]
+#: tests; the deploy-target fixtures (bundles, the fake FriendliAI API, ``vlm_folder``);
+#: the record of which hooks the tests call (``hook_calls``, read by tests/core/test_hookspecs.py).
+pytest_plugins = ["tests.helpers.stub_server", "tests.plugins.targets.fixtures", "tests.helpers.hook_calls", "pytester"]
 
 # huggingface_hub reads this once, when it is first imported: set it before any test does.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
