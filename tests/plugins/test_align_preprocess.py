@@ -15,13 +15,8 @@ from mmship.core.errors import BuildError
 from mmship.core.manager import PluginManager
 from mmship.core.specs import ImagePreprocessSpec, PreprocessSpec, TextPreprocessSpec
 from mmship.plugins.stages import align_preprocess
-from mmship.plugins.stages.align_preprocess import (
-    align,
-    check_alignment,
-    measure_alignment,
-    mmship_align_preprocess,
-    probe_images,
-)
+from mmship.plugins.stages.align_preprocess import align, mmship_align_preprocess
+from mmship.plugins.stages.alignment_check import check_alignment, measure_alignment, probe_images
 from mmship.preprocess.pixels import ImagePreprocessor
 from mmship.preprocess.tokens import TextTokenizer
 from tests.helpers.tokenizers import make_clip_tokenizer

@@ -105,7 +105,7 @@ def test_embed_codec_both_directions(jpeg, png):
 
 def test_classify_codec_both_directions(png):
     inputs = PayloadInputs(images=[png], options={"labels": ["cat", "dog"], "template": "an image of a {}"})
-    answer = ClassifyResult("clip", ["cat", "dog"], [0.75, 0.25], "cat", truncated=[False, False])
+    answer = ClassifyResult("clip", ["cat", "dog"], [0.75, 0.25], "cat", truncated=[False, False], scoring="softmax")
     decoded, _, back = _round_trip("classify", inputs, answer)
     assert decoded.inputs.images == [png]
     assert decoded.inputs.options == {"labels": ["cat", "dog"], "template": "an image of a {}"}

@@ -186,7 +186,8 @@ def decode_classify_request(body: bytes, headers: Mapping[str, str]) -> DecodedR
 def encode_classify_response(answer: ClassifyResult) -> EncodedResponse:
     """The ``/classify`` response body for ``answer``."""
     return _json_response(ClassifyResponse(
-        model=answer.model, labels=answer.labels, probs=answer.probs, top=answer.top, truncated=answer.truncated,
+        model=answer.model, labels=answer.labels, probs=answer.probs, top=answer.top, scoring=answer.scoring,
+        truncated=answer.truncated,
     ))
 
 
