@@ -42,7 +42,8 @@ from mmship.core.specs import (
 
 MANIFEST = "mmship.yaml"
 REPORT = "report.json"
-FORMAT_VERSION = 1
+#: 2: the manifest records ``kind`` and ``scoring``; format-1 bundles still load.
+FORMAT_VERSION = 2
 
 #: What a bundle carries: ``graphs`` (graph files that mmship's runtimes, Ray and Triton
 #: serve) or ``weights`` (the Hugging Face checkpoint, for platforms that serve it).
@@ -153,16 +154,20 @@ class Bundle:
             )
         try:
             raw = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise BundleError(f"{manifest_path} is damaged: {exc}", hint="rebuild the bundle with `mmship build`") from exc
+        version = raw.get("format_version") if isinstance(raw, dict) else None
+        if isinstance(version, int) and version > FORMAT_VERSION:  # before validating: newer keys are expected
+            raise BundleError(
+                f"{root} uses bundle format {version}; this mmship reads up to {FORMAT_VERSION}",
+                hint="upgrade mmship",
+            )
+        try:
             manifest = BundleManifest.model_validate(raw)
-        except (yaml.YAMLError, ValidationError) as exc:
+        except ValidationError as exc:
             raise BundleError(
                 f"{manifest_path} is damaged: {exc}", hint="rebuild the bundle with `mmship build`"
             ) from exc
-        if manifest.format_version > FORMAT_VERSION:
-            raise BundleError(
-                f"{root} uses bundle format {manifest.format_version}; this mmship reads up to {FORMAT_VERSION}",
-                hint="upgrade mmship",
-            )
         if verify:
             verify_files(root, manifest.files)
         report_path = root / REPORT
