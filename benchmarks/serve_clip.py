@@ -24,8 +24,8 @@ import numpy as np
 from mmship.core.bundle import Bundle
 from mmship.core.pipeline import BuildRequest, build
 from mmship.core.stages import QuantizeOptions
-from mmship.plugins.bench.loadgen import BenchPlan, bench_url, default_image
-from mmship.plugins.runtime.process import free_port, served_bundle, stop_process, wait_ready
+from mmship.bench.loadgen import BenchPlan, bench_url, default_image
+from mmship.serving.process import free_port, served_bundle, stop_process, wait_ready
 from mmship.testing.models import make_random_clip
 
 CAPTION = "a photo of a cat sitting on a wooden table next to a cup of coffee"
@@ -49,9 +49,9 @@ def prepare(work: Path) -> tuple[Path, dict[str, Path]]:
 
 def engine_ceiling(bundle_dir: Path, precision: str, batch: int = 16, seconds: float = 5.0) -> dict[str, float]:
     """Items per second of the bare onnxruntime sessions at ``batch``, inputs prepared once."""
-    from mmship.plugins.runtime.engine import Engine
-    from mmship.plugins.runtime.preprocessing import ImagePreprocessor
-    from mmship.plugins.runtime.tokenization import TextTokenizer
+    from mmship.serving.engine import Engine
+    from mmship.preprocess.pixels import ImagePreprocessor
+    from mmship.preprocess.tokens import TextTokenizer
 
     bundle = Bundle.load(bundle_dir)
     engine = Engine(bundle, precision=precision)

@@ -18,8 +18,9 @@ def test_stub_answers_v2_metadata_and_health(stub):
 
 def test_stock_tritonclient_talks_to_the_stub_over_http(stub):
     """tritonclient's own HTTP client, binary inputs and outputs, against mmship's codecs."""
-    import tritonclient.http as tc
     from importlib.resources import files
+
+    import tritonclient.http as tc
 
     url, _ = stub
     jpeg = files("mmship.data").joinpath("probe", "cat.jpg").read_bytes()

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 import torch  # noqa: E402
 
 from mmship.adapters.fusion import FusionAdapter  # noqa: E402

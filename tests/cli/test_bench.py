@@ -9,11 +9,11 @@ import re
 import pytest
 from PIL import Image
 
+from mmship.bench import BenchPlan, bench_url, resolve_target
+from mmship.bench.loadgen import default_image
+from mmship.bench.results import LevelResult
 from mmship.core.cli.app import main
 from mmship.core.errors import MmshipError
-from mmship.plugins.bench import BenchPlan, bench_url, resolve_target
-from mmship.plugins.bench.loadgen import default_image
-from mmship.plugins.bench.results import LevelResult
 from tests.helpers.stub_server import MODEL
 
 pytestmark = pytest.mark.network

@@ -240,7 +240,7 @@ def test_mmship_invoke_friendli_reads_friendli_team(friendli_env, capsys, monkey
     endpoint_id = fake.add_endpoint(PROJECT, "team-chat", team="team-42")
     monkeypatch.setenv("FRIENDLI_BASE_URL", fake.url)
     code, _, err = run(capsys, "invoke", f"friendli://{endpoint_id}", "--text", "hi")
-    assert code == 1 and "422" in err  # the token's own team has no such endpoint
+    assert code == 1 and f"no FriendliAI endpoint with id or name '{endpoint_id}'" in err  # not in the token's own team
     monkeypatch.setenv("FRIENDLI_TEAM", "team-42")
     code, out, err = run(capsys, "invoke", f"friendli://{endpoint_id}", "--text", "hi")
     assert code == 0, err
@@ -282,3 +282,4 @@ def test_the_token_is_not_sent_over_plain_http_to_another_host(weights_bundle, f
     code, _, err = run(capsys, "deploy", weights_bundle, "--target", "friendli", "--set", "base_url=http://api.example.com")
     assert code == 1 and "plain http" in err and "base_url" in err
     assert friendli_env.requests == []
+

@@ -64,7 +64,7 @@ class FixturePlugin:
 
 def test_builtins_are_registered_as_named_plugins():
     manager = get_plugin_manager()
-    from mmship.plugins import BUILTIN_PLUGINS
+    from mmship.core.builtins import BUILTIN_PLUGINS
 
     for name, module in BUILTIN_PLUGINS.items():
         record = manager.records[name]
@@ -244,3 +244,65 @@ def test_importing_mmship_loads_no_plugin_and_no_torch():
         "assert not any(m.startswith('mmship.adapters.') for m in sys.modules), 'adapters imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_registration_runs_once_and_is_cached():
+    calls = []
+
+    class Counting:
+        @mmship.hookimpl
+        def mmship_register_adapters(self, register):
+            calls.append(1)
+            register(EchoAdapter)
+
+    manager = get_plugin_manager()
+    manager.register(Counting(), name="counting")
+    first = manager.adapters()
+    assert manager.adapters() is first and manager.targets() is manager.targets()
+    assert calls == [1]
+    manager.register(FixturePlugin(), name="fixture-late")  # a run-time registration rebuilds
+    assert "echo-target" in manager.targets()
+    assert calls == [1, 1]
+
+
+def test_plugin_failing_registration_is_unregistered_with_its_partial_registrations():
+    class HalfWay:
+        @mmship.hookimpl
+        def mmship_register_targets(self, register):
+            register(EchoTarget)
+            raise RuntimeError("broke after one")
+
+        @mmship.hookimpl
+        def mmship_export(self, adapter, model, workdir, options):
+            raise AssertionError("a failed plugin must not be asked to export")
+
+    manager = get_plugin_manager()
+    manager.register(HalfWay(), name="half-way")
+    assert "echo-target" not in manager.targets()
+    record = manager.records["half-way"]
+    assert record.status == "failed" and "broke after one" in record.error
+    assert manager.pm.get_plugin("half-way") is None
+    impls = [i.plugin_name for i in manager.pm.hook.mmship_export.get_hookimpls()]
+    assert "half-way" not in impls
+
+
+def test_essential_builtins_cannot_be_disabled(monkeypatch):
+    monkeypatch.setenv("MMSHIP_DISABLE_PLUGINS", "deploy-dispatch,export-onnx,adapter-flava")
+    manager = get_plugin_manager()
+    assert manager.records["deploy-dispatch"].status == "loaded"
+    assert manager.records["export-onnx"].status == "loaded"
+    assert manager.records["adapter-flava"].status == "disabled"
+    assert any("deploy-dispatch" in note and "essential" in note for note in manager.notes)
+    impls = [i.plugin_name for i in manager.pm.hook.mmship_deploy.get_hookimpls()]
+    assert "deploy-dispatch" in impls
+
+
+def test_disabled_essential_plugin_still_deploys(monkeypatch, tmp_path):
+    """Disabling the deploy fallback used to break every deploy; now it stays."""
+    monkeypatch.setenv("MMSHIP_DISABLE_PLUGINS", "deploy-dispatch")
+    manager = get_plugin_manager()
+    manager.register(FixturePlugin(), name="fixture")
+    target = EchoTarget()
+    plan = target.plan(None, None)
+    result = manager.hook.mmship_deploy(bundle=None, config=None, target=target, plan=plan)
+    assert result.name == "echo"

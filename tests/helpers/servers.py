@@ -11,15 +11,14 @@ from typing import Any
 
 import httpx
 
-
-from mmship.plugins.runtime.process import free_port  # noqa: F401  (re-exported for tests)
+from mmship.serving.process import free_port  # noqa: F401  (re-exported for tests)
 
 
 @contextlib.contextmanager
 def running_server(bundle: Path, ready_timeout: float = 60.0, **settings: Any) -> Iterator[str]:
     """Serve ``bundle`` in a thread; yields the base URL; stops (draining) on exit."""
-    from mmship.plugins.runtime.serve import build_server
-    from mmship.plugins.runtime.settings import ServerSettings
+    from mmship.serving.serve import build_server
+    from mmship.serving.settings import ServerSettings
 
     port = free_port()
     server = build_server(bundle, ServerSettings(host="127.0.0.1", port=port, **settings))

@@ -84,7 +84,11 @@ def photo_case(request) -> str:
 
 def _quiet_processor(kind: str):
     """The Pillow-backend HF image processor of ``kind`` with its default settings."""
-    from transformers import CLIPImageProcessorPil, FlavaImageProcessorPil, ViTImageProcessorPil
+    from transformers import (
+        CLIPImageProcessorPil,
+        FlavaImageProcessorPil,
+        ViTImageProcessorPil,
+    )
 
     return {"clip": CLIPImageProcessorPil, "vit": ViTImageProcessorPil, "flava": FlavaImageProcessorPil}[kind]()
 

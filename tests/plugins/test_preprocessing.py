@@ -16,7 +16,7 @@ from PIL import Image
 
 from mmship.core.errors import InputSpecError
 from mmship.core.specs import ImagePreprocessSpec
-from mmship.plugins.runtime.preprocessing import (
+from mmship.preprocess.pixels import (
     ImagePreprocessor,
     center_crop,
     decode_image,
@@ -190,7 +190,7 @@ def test_module_function_and_thread_safety(photo_bytes):
 
 def test_runtime_modules_import_neither_torch_nor_transformers():
     code = (
-        "import sys, mmship.plugins.runtime.preprocessing, mmship.plugins.runtime.tokenization\n"
+        "import sys, mmship.preprocess.pixels, mmship.preprocess.tokens\n"
         "bad = [m for m in ('torch', 'transformers') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from mmship.core.specs import ImagePreprocessSpec
-from mmship.plugins.align_preprocess import cosine
-from mmship.plugins.runtime.preprocessing import ImagePreprocessor
+from mmship.plugins.stages.alignment_check import cosine
+from mmship.preprocess.pixels import ImagePreprocessor
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]

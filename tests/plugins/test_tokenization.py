@@ -12,7 +12,7 @@ import pytest
 
 from mmship.core.errors import BundleError, InputSpecError
 from mmship.core.specs import TextPreprocessSpec
-from mmship.plugins.runtime.tokenization import TextTokenizer, read_tokenizer_settings, tokenize
+from mmship.preprocess.tokens import TextTokenizer, read_tokenizer_settings, tokenize
 from tests.helpers.tokenizers import WORDS
 
 TEXTS = [

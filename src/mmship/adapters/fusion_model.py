@@ -22,10 +22,17 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import BertConfig, BertModel, PreTrainedConfig, PreTrainedModel, ViTConfig, ViTModel
+from transformers import (
+    BertConfig,
+    BertModel,
+    PreTrainedConfig,
+    PreTrainedModel,
+    ViTConfig,
+    ViTModel,
+)
 from transformers.utils import ModelOutput
 
-from mmship.adapters.fusion import MODEL_TYPE, fusion_head_mismatch
+from mmship.adapters.fusion_rules import MODEL_TYPE, fusion_head_mismatch
 
 #: The modalities the model takes, declared in every saved ``config.json``.
 INPUT_MODALITIES = ("text", "image")

@@ -25,18 +25,29 @@ import shutil
 import tempfile
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mmship import __version__
 from mmship.core.errors import BundleError
-from mmship.core.specs import GraphSpec, PreprocessSpec, ServingParams, TensorSpec
+from mmship.core.specs import (
+    GraphSpec,
+    PreprocessSpec,
+    ScoringSpec,
+    ServingParams,
+    TensorSpec,
+)
 
 MANIFEST = "mmship.yaml"
 REPORT = "report.json"
-FORMAT_VERSION = 1
+#: 2: the manifest records ``kind`` and ``scoring``; format-1 bundles still load.
+FORMAT_VERSION = 2
+
+#: What a bundle carries: ``graphs`` (graph files that mmship's runtimes, Ray and Triton
+#: serve) or ``weights`` (the Hugging Face checkpoint, for platforms that serve it).
+BundleKind = Literal["graphs", "weights"]
 
 
 class SourceInfo(BaseModel):
@@ -58,6 +69,8 @@ class GraphFile(BaseModel):
     inputs: list[str]
     outputs: list[str]
     opset: int | None = None
+    runtime: str = Field("onnxruntime", description="the inference runtime that loads this file")
+    runtime_options: dict[str, Any] = Field(default_factory=dict, description="load options for the runtime")
 
 
 class BundleManifest(BaseModel):
@@ -69,6 +82,7 @@ class BundleManifest(BaseModel):
     created_at: str = Field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     name: str
     adapter: str
+    kind: BundleKind = Field(description="graphs or weights (derived from `graphs` when absent: older bundles)")
     source: SourceInfo
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
@@ -78,7 +92,26 @@ class BundleManifest(BaseModel):
     serving_params: ServingParams
     precisions: list[str] = Field(default_factory=list)
     adapter_data: dict[str, Any] = Field(default_factory=dict)
+    scoring: ScoringSpec | None = Field(
+        None, description="what the model's image-text score means (absent in bundles built before it was recorded)"
+    )
     files: dict[str, str] = Field(default_factory=dict, description="relative path -> sha256")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_kind(cls, data: Any) -> Any:
+        """Bundles written before ``kind`` was recorded: the graph files say it."""
+        if isinstance(data, dict) and data.get("kind") is None:
+            data = {**data, "kind": "graphs" if data.get("graphs") else "weights"}
+        return data
+
+    @model_validator(mode="after")
+    def _kind_matches_graphs(self) -> BundleManifest:
+        if self.kind == "graphs" and not self.graphs:
+            raise ValueError("kind is 'graphs' but the manifest lists no graph files")
+        if self.kind == "weights" and self.graphs:
+            raise ValueError(f"kind is 'weights' but the manifest lists {len(self.graphs)} graph files")
+        return self
 
     def graph(self, name: str, precision: str) -> GraphFile:
         """The graph file for one tower at one precision."""
@@ -121,16 +154,20 @@ class Bundle:
             )
         try:
             raw = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise BundleError(f"{manifest_path} is damaged: {exc}", hint="rebuild the bundle with `mmship build`") from exc
+        version = raw.get("format_version") if isinstance(raw, dict) else None
+        if isinstance(version, int) and version > FORMAT_VERSION:  # before validating: newer keys are expected
+            raise BundleError(
+                f"{root} uses bundle format {version}; this mmship reads up to {FORMAT_VERSION}",
+                hint="upgrade mmship",
+            )
+        try:
             manifest = BundleManifest.model_validate(raw)
-        except (yaml.YAMLError, ValidationError) as exc:
+        except ValidationError as exc:
             raise BundleError(
                 f"{manifest_path} is damaged: {exc}", hint="rebuild the bundle with `mmship build`"
             ) from exc
-        if manifest.format_version > FORMAT_VERSION:
-            raise BundleError(
-                f"{root} uses bundle format {manifest.format_version}; this mmship reads up to {FORMAT_VERSION}",
-                hint="upgrade mmship",
-            )
         if verify:
             verify_files(root, manifest.files)
         report_path = root / REPORT

@@ -54,3 +54,7 @@ class BuildError(MmshipError):
 
 class DeployError(MmshipError):
     """A deploy target refused or failed a deployment."""
+
+
+class RuntimeUnavailableError(MmshipError):
+    """An inference runtime (or the accelerator it needs) is not installed here."""

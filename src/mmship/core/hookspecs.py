@@ -6,8 +6,9 @@ implementing the same hooks.
 
 Two kinds of hooks:
 
-* **registration** hooks, called once when the plugin manager starts: a plugin hands
-  classes to a ``register`` callback (adapters, targets) or adds Typer commands;
+* **registration** hooks, called once (the first time mmship needs the registry): a
+  plugin hands classes to a ``register`` callback (adapters, targets, runtimes, codecs)
+  or adds Typer commands;
 * **stage** hooks, ``firstresult``: the first implementation that returns something other
   than ``None`` decides; returning ``None`` declines and lets the next plugin try.
   Later-registered plugins are asked first, so a third party can override a built-in.
@@ -15,7 +16,7 @@ Two kinds of hooks:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,10 +28,18 @@ if TYPE_CHECKING:
     import typer
 
     from mmship.core.adapter import Adapter
+    from mmship.core.bundle import Bundle
+    from mmship.core.codec import Codec
     from mmship.core.config import DeployConfig
-    from mmship.core.payload import DecodedRequest, EncodedRequest, PayloadInputs
+    from mmship.core.runtime import InferenceRuntime
     from mmship.core.specs import ExportedGraph, PreprocessSpec
-    from mmship.core.stages import ExportOptions, OptimizeOptions, QuantizeOptions
+    from mmship.core.stages import (
+        BuildContext,
+        ExportOptions,
+        OptimizeOptions,
+        QuantizeOptions,
+        ValidateOptions,
+    )
     from mmship.core.target import Deployment, DeployPlan, Target
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
@@ -58,8 +67,31 @@ def mmship_register_targets(register: Callable[[type[Target]], None]) -> None:
 
 
 @hookspec
+def mmship_register_runtimes(register: Callable[[type[InferenceRuntime]], None]) -> None:
+    """Register inference runtimes (engines that load and run graph files).
+
+    :param register: call ``register(RuntimeClass)`` once per runtime class; the class
+        must subclass :class:`mmship.core.runtime.InferenceRuntime` and have a unique
+        ``name`` (the name the bundle manifest records per graph).
+    """
+
+
+@hookspec
+def mmship_register_codecs(register: Callable[[type[Codec]], None]) -> None:
+    """Register payload codecs: wire protocols the server mounts on their routes and the
+    client speaks by protocol name, both directions of each (see
+    :class:`mmship.core.codec.Codec`).
+
+    :param register: call ``register(CodecClass)`` once per codec class; the class must
+        subclass :class:`mmship.core.codec.Codec` and have a unique ``name``, unique
+        protocol names and routes no other codec serves.
+    """
+
+
+@hookspec
 def mmship_register_commands(app: typer.Typer) -> None:
-    """Add commands to the ``mmship`` command line.
+    """Add commands to the ``mmship`` command line. mmship's own commands are plugins
+    implementing this hook too; a plugin whose commands raise is reported and skipped.
 
     :param app: the root Typer application; use ``@app.command()`` or ``app.add_typer``.
     """
@@ -96,14 +128,17 @@ def mmship_export(
 
 @hookspec(firstresult=True)
 def mmship_quantize(
-    graph: ExportedGraph, precision: str, workdir: Path, options: QuantizeOptions
+    graph: ExportedGraph, precision: str, workdir: Path, options: QuantizeOptions, context: BuildContext
 ) -> ExportedGraph | None:
-    """Convert an fp32 graph to another precision.
+    """Convert an fp32 graph to another precision. Calibration (for static int8) belongs
+    here: ``context`` gives the preprocessing and the processor files to turn real
+    calibration inputs (the probe set) into graph feeds.
 
     :param graph: the fp32 graph.
     :param precision: the precision asked for (``fp16`` or ``int8``).
     :param workdir: folder to write the new graph into.
-    :param options: int8 mode (dynamic/static), per-channel, calibration data.
+    :param options: int8 mode (dynamic/static), per-channel, a calibration folder.
+    :param context: the build's adapter, preprocessing spec and processor folder.
     :return: the converted graph, or ``None`` when this plugin does not handle
         ``precision``.
     """
@@ -123,42 +158,37 @@ def mmship_optimize(
     """
 
 
-# --- deploy and payloads ------------------------------------------------------------
+@hookspec(firstresult=True)
+def mmship_validate(
+    graphs: dict[str, list[ExportedGraph]], context: BuildContext, options: ValidateOptions
+) -> dict[str, Any] | None:
+    """Validate the graphs about to be written into a bundle: run every graph at the
+    batch sizes that matter, measure each precision's accuracy against fp32 on real
+    inputs, and verify any preprocessing shortcut (e.g. padding texts to the batch's
+    longest). Raise :class:`~mmship.core.errors.BuildError` to stop the build.
+
+    :param graphs: the graphs per precision (``"fp32"`` always present).
+    :param context: the build's adapter, preprocessing spec and processor folder.
+    :param options: batch sizes to run and the accuracy budget.
+    :return: the figures for ``report.json`` (``batches``, ``accuracy``,
+        ``text_padding``); a ``text_padding.padding`` value different from the spec's
+        changes the padding the bundle records. ``None`` declines.
+    """
+
+
+# --- deploy -------------------------------------------------------------------------
 
 
 @hookspec(firstresult=True)
 def mmship_deploy(
-    bundle: Any, config: DeployConfig | None, target: Target, plan: DeployPlan
+    bundle: Bundle, config: DeployConfig, target: Target, plan: DeployPlan
 ) -> Deployment | None:
     """Carry out a deployment plan.
 
     :param bundle: the loaded, checksum-verified bundle.
-    :param config: the validated deploy config, or ``None`` when deploying with defaults.
+    :param config: the validated deploy config (``DeployConfig.defaults`` without a file).
     :param target: the target instance chosen with ``--target`` or ``target.name``.
     :param plan: the plan printed to the user, from ``target.plan``.
     :return: the deployment, or ``None`` to let another plugin (finally the target
         itself) handle it.
-    """
-
-
-@hookspec(firstresult=True)
-def mmship_encode_payload(inputs: PayloadInputs, protocol: str) -> EncodedRequest | None:
-    """Encode client inputs into an HTTP request for one protocol.
-
-    :param inputs: encoded images, texts and raw tensors.
-    :param protocol: protocol name, e.g. ``v2``, ``v2-binary``, ``embed``.
-    :return: the request, or ``None`` when this plugin does not speak ``protocol``.
-    """
-
-
-@hookspec(firstresult=True)
-def mmship_decode_payload(
-    body: bytes, headers: Mapping[str, str], protocol: str
-) -> DecodedRequest | None:
-    """Decode an HTTP request body on the server side.
-
-    :param body: the raw request body.
-    :param headers: the request headers (lower-case names).
-    :param protocol: protocol name, e.g. ``v2``, ``embed``.
-    :return: the decoded request, or ``None`` when this plugin does not speak ``protocol``.
     """

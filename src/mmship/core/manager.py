@@ -1,13 +1,23 @@
 """The plugin manager: built-ins and entry-point plugins, loaded with guards.
 
 Nothing is loaded at import time: :func:`get_plugin_manager` builds the manager on first
-use. A plugin that fails to import, fails to register, or implements a hook mmship does
-not define is unregistered and reported by name with its error (``mmship plugins``); the
-CLI goes on without it.
+use, registering mmship's own plugins by module name (:mod:`mmship.core.builtins`) and
+then the ``mmship`` entry-point group, the same way.
+
+Registration hooks (``mmship_register_adapters``, ``_targets``, ``_runtimes``,
+``_codecs``) run **once**, the first time a registry is asked for, and the registries are
+cached until a plugin is registered or unregistered at run time. They run plugin by
+plugin through pluggy (:meth:`PluginManager.call_for_plugin`), so tracing and hook-call
+monitoring see them like any other hook call. A plugin that fails to
+import, implements a hook mmship does not define, or raises (or registers something
+invalid) in a registration hook is **unregistered**, its partial registrations are
+dropped, and it is reported by name with its error (``mmship plugins``); everything else
+goes on without it.
 
 Environment:
 
 * ``MMSHIP_DISABLE_PLUGINS=a,b``: plugins (built-in or entry-point names) not to load;
+  the essential built-ins (:data:`mmship.core.builtins.ESSENTIAL`) refuse, and say so;
 * ``MMSHIP_DISABLE_PLUGIN_AUTOLOAD=1``: load no entry-point plugins (built-ins still load);
 * ``MMSHIP_TRACE_HOOKS=1``: print every hook call to stderr.
 """
@@ -28,8 +38,15 @@ import pluggy
 
 from mmship import PROJECT_NAME
 from mmship.core import hookspecs
+from mmship.core.builtins import BUILTIN_PLUGINS, ESSENTIAL
 from mmship.core.errors import MmshipError
-from mmship.core.registry import AdapterRegistry, TargetRegistry
+from mmship.core.registry import (
+    AdapterRegistry,
+    CodecRegistry,
+    Registry,
+    RuntimeRegistry,
+    TargetRegistry,
+)
 
 ENTRY_POINT_GROUP = "mmship"
 DISABLE_ENV = "MMSHIP_DISABLE_PLUGINS"
@@ -38,6 +55,14 @@ TRACE_ENV = "MMSHIP_TRACE_HOOKS"
 
 Source = Literal["builtin", "entrypoint", "runtime"]
 Status = Literal["loaded", "failed", "disabled"]
+
+#: Registration hook -> the registry class it fills.
+REGISTRATION_HOOKS: dict[str, type[Registry[Any]]] = {
+    "mmship_register_adapters": AdapterRegistry,
+    "mmship_register_targets": TargetRegistry,
+    "mmship_register_runtimes": RuntimeRegistry,
+    "mmship_register_codecs": CodecRegistry,
+}
 
 
 @dataclass
@@ -53,6 +78,7 @@ class PluginRecord:
     hooks: list[str] = field(default_factory=list)
     error: str | None = None
     traceback: str | None = None
+    essential: bool = False
 
 
 def _env_list(name: str) -> set[str]:
@@ -64,13 +90,15 @@ def _truthy(name: str) -> bool:
 
 
 class PluginManager:
-    """pluggy's manager plus load records and the adapter/target registries."""
+    """pluggy's manager plus load records and the cached registries."""
 
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager(PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
         self.records: dict[str, PluginRecord] = {}
+        self.notes: list[str] = []
         self._disabled = _env_list(DISABLE_ENV)
+        self._registries: dict[str, Registry[Any]] | None = None
         if _truthy(TRACE_ENV):
             self.pm.trace.root.setwriter(sys.stderr.write)
             self.pm.enable_tracing()
@@ -83,9 +111,7 @@ class PluginManager:
     # --- loading ------------------------------------------------------------------
 
     def load_builtins(self) -> None:
-        """Register mmship's own adapters, stages and targets, each as a plugin."""
-        from mmship.plugins import BUILTIN_PLUGINS
-
+        """Register mmship's own plugins by module name, each as a named plugin."""
         for name, module_name in BUILTIN_PLUGINS.items():
             self._load(name, "builtin", lambda m=module_name: importlib.import_module(m), module_name)
 
@@ -105,15 +131,19 @@ class PluginManager:
             )
 
     def register(self, plugin: object, name: str) -> PluginRecord:
-        """Register a plugin object at run time (tests, embedding applications)."""
-        return self._load(name, "runtime", lambda: plugin, getattr(plugin, "__name__", repr(plugin)))
+        """Register a plugin object at run time (tests, embedding applications); the
+        registries are rebuilt on next use."""
+        record = self._load(name, "runtime", lambda: plugin, getattr(plugin, "__name__", repr(plugin)))
+        self._registries = None
+        return record
 
     def unregister(self, name: str) -> None:
-        """Remove a plugin registered under ``name``."""
+        """Remove a plugin registered under ``name``; the registries are rebuilt on next use."""
         plugin = self.pm.get_plugin(name)
         if plugin is not None:
             self.pm.unregister(plugin, name=name)
         self.records.pop(name, None)
+        self._registries = None
 
     def _load(
         self,
@@ -125,12 +155,19 @@ class PluginManager:
         distribution: str = "",
         version: str = "",
     ) -> PluginRecord:
-        record = PluginRecord(name, source, "loaded", module, distribution, version)
+        essential = source == "builtin" and name in ESSENTIAL
+        record = PluginRecord(name, source, "loaded", module, distribution, version, essential=essential)
         self.records[name] = record
         if name in self._disabled:
-            record.status = "disabled"
-            self.pm.set_blocked(name)
-            return record
+            if essential:
+                self.notes.append(
+                    f"{DISABLE_ENV} names {name!r}, an essential built-in; it stays loaded "
+                    "(replace it by implementing the same hook in your own plugin)"
+                )
+            else:
+                record.status = "disabled"
+                self.pm.set_blocked(name)
+                return record
         try:
             plugin = loader()
             self.pm.register(plugin, name=name)
@@ -138,7 +175,6 @@ class PluginManager:
             return self._fail(record, f"{type(exc).__name__}: {exc}", traceback.format_exc())
         unknown = [hc.name for hc in self.pm.get_hookcallers(plugin) or [] if not hc.has_spec()]
         if unknown:
-            self.pm.unregister(plugin, name=name)
             known = [n for n in dir(hookspecs) if n.startswith("mmship_")]
             parts = []
             for hook_name in unknown:
@@ -149,39 +185,76 @@ class PluginManager:
         return record
 
     def _fail(self, record: PluginRecord, error: str, tb: str | None = None) -> PluginRecord:
+        """Mark ``record`` failed and unregister its plugin (if it got registered)."""
         record.status = "failed"
         record.error = error
         record.traceback = tb
+        plugin = self.pm.get_plugin(record.name)
+        if plugin is not None:
+            self.pm.unregister(plugin, name=record.name)
         return record
+
+    def fail(self, name: str, error: str, tb: str | None = None) -> None:
+        """Report plugin ``name`` as failed (e.g. its commands raised) and unregister it."""
+        record = self.records.get(name)
+        if record is not None:
+            self._fail(record, error, tb)
+            self._registries = None
 
     # --- registration hooks -----------------------------------------------------------
 
-    def _collect(self, hook_name: str, registry: AdapterRegistry | TargetRegistry) -> None:
-        hook = getattr(self.pm.hook, hook_name)
-        for impl in hook.get_hookimpls():  # registration order
-            owner = impl.plugin_name
+    def call_for_plugin(self, hook_name: str, plugin_name: str, **kwargs: Any) -> list[Any]:
+        """Call hook ``hook_name`` of plugin ``plugin_name`` only, through pluggy (so
+        ``MMSHIP_TRACE_HOOKS`` and hook-call monitors see the call); exceptions propagate."""
+        others = [p for n, p in self.pm.list_name_plugin() if n != plugin_name and p is not None]
+        return self.pm.subset_hook_caller(hook_name, others)(**kwargs)  # type: ignore[no-any-return]
+
+    def _build_registries(self) -> dict[str, Registry[Any]]:
+        registries = {hook: cls() for hook, cls in REGISTRATION_HOOKS.items()}
+        for name, plugin in list(self.pm.list_name_plugin()):
+            if plugin is None or name not in self.records:
+                continue
+            added: list[tuple[Registry[Any], str]] = []
             try:
-                impl.function(register=lambda cls, o=owner: registry.add(cls, o))
+                for hook_name, registry in registries.items():
+                    if not any(impl.plugin_name == name for impl in getattr(self.pm.hook, hook_name).get_hookimpls()):
+                        continue
+
+                    def register(cls: Any, reg: Registry[Any] = registry) -> None:
+                        added.append((reg, reg.add(cls, name)))
+
+                    self.call_for_plugin(hook_name, name, register=register)
             except Exception as exc:
+                for registry, entry in added:
+                    registry.remove(entry)
                 detail = str(exc) if isinstance(exc, MmshipError) else f"{type(exc).__name__}: {exc}"
-                record = self.records.get(owner)
-                if record is not None:
-                    self._fail(record, f"{hook_name} failed: {detail}", traceback.format_exc())
+                self._fail(self.records[name], f"registration failed: {detail}", traceback.format_exc())
+        return registries
+
+    def _registry(self, hook_name: str) -> Registry[Any]:
+        if self._registries is None:
+            self._registries = self._build_registries()
+        return self._registries[hook_name]
 
     def adapters(self) -> AdapterRegistry:
-        """Adapters registered by every loaded plugin (asked afresh on each call)."""
-        registry = AdapterRegistry()
-        self._collect("mmship_register_adapters", registry)
-        return registry
+        """Adapters registered by every loaded plugin (registration runs once, cached)."""
+        return self._registry("mmship_register_adapters")  # type: ignore[return-value]
 
     def targets(self) -> TargetRegistry:
-        """Deploy targets registered by every loaded plugin (asked afresh on each call)."""
-        registry = TargetRegistry()
-        self._collect("mmship_register_targets", registry)
-        return registry
+        """Deploy targets registered by every loaded plugin (cached)."""
+        return self._registry("mmship_register_targets")  # type: ignore[return-value]
+
+    def runtimes(self) -> RuntimeRegistry:
+        """Inference runtimes registered by every loaded plugin (cached)."""
+        return self._registry("mmship_register_runtimes")  # type: ignore[return-value]
+
+    def codecs(self) -> CodecRegistry:
+        """Payload codecs registered by every loaded plugin (cached)."""
+        return self._registry("mmship_register_codecs")  # type: ignore[return-value]
 
     def failures(self) -> list[PluginRecord]:
         """Plugins that failed to load or register."""
+        self._registry("mmship_register_adapters")  # registration failures count too
         return [r for r in self.records.values() if r.status == "failed"]
 
 

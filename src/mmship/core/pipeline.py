@@ -1,8 +1,8 @@
 """``mmship build``: load -> align -> export -> quantize -> optimize -> validate -> write.
 
 Each stage is a hook (``mmship_align_preprocess``, ``mmship_export``, ``mmship_quantize``,
-``mmship_optimize``); this module only orders them, records what they measured and
-writes the bundle atomically.
+``mmship_optimize``, ``mmship_validate``); this module only orders them, records what they
+measured and writes the bundle atomically. It imports no plugin.
 """
 
 from __future__ import annotations
@@ -17,10 +17,27 @@ from mmship.core.adapter import Adapter, LoadOptions
 from mmship.core.bundle import BundleManifest, BundleWriter, GraphFile, SourceInfo
 from mmship.core.errors import BuildError
 from mmship.core.manager import PluginManager, get_plugin_manager
-from mmship.core.model_source import looks_like_hub_id, read_hf_config, read_weight_shapes, resolve_source
+from mmship.core.model_source import (
+    looks_like_hub_id,
+    read_hf_config,
+    read_weight_shapes,
+    resolve_source,
+)
 from mmship.core.progress import StageReporter
-from mmship.core.specs import PRECISIONS, ExportedGraph, PreprocessSpec, ServingParams
-from mmship.core.stages import ExportOptions, OptimizeOptions, QuantizeOptions
+from mmship.core.specs import (
+    PRECISIONS,
+    ExportedGraph,
+    PreprocessSpec,
+    ScoringSpec,
+    ServingParams,
+)
+from mmship.core.stages import (
+    BuildContext,
+    ExportOptions,
+    OptimizeOptions,
+    QuantizeOptions,
+    ValidateOptions,
+)
 
 #: Processor and tokenizer files copied into the bundle.
 PROCESSOR_FILES = (
@@ -65,6 +82,19 @@ def _choose_adapter(manager: PluginManager, name: str, hf_config: dict[str, Any]
     return cls(hf_config)
 
 
+def _checked_scoring(adapter: Adapter, scoring: ScoringSpec) -> ScoringSpec:
+    """``scoring``, once the embeddings it compares are known to be among the adapter's outputs."""
+    outputs = [s.name for s in adapter.output_specs()]
+    missing = [n for n in (scoring.image_embeds, scoring.text_embeds) if n not in outputs] if scoring.scores else []
+    if missing:
+        raise BuildError(
+            f"adapter {adapter.name!r} scores {scoring.kind} between {scoring.image_embeds!r} and "
+            f"{scoring.text_embeds!r}, but it has no output {', '.join(repr(m) for m in missing)} (outputs: {', '.join(outputs)})",
+            hint="make the adapter's scoring() name two of its embedding outputs, or return ScoringSpec(kind='none')",
+        )
+    return scoring
+
+
 def _copy_processor(folder: Path, dest: Path) -> list[str]:
     copied = []
     for name in PROCESSOR_FILES:
@@ -79,6 +109,7 @@ def _manifest(request: BuildRequest, adapter: Adapter, **fields: Any) -> BundleM
     return BundleManifest(
         name=request.name or Path(request.source.rstrip("/")).name,
         adapter=adapter.name,
+        kind=adapter.bundle_kind,
         source=SourceInfo(
             hub_id=request.source if is_hub else None,
             path=None if is_hub else str(Path(request.source).resolve()),
@@ -130,6 +161,7 @@ def build(request: BuildRequest, reporter: StageReporter | None = None) -> Path:
             if adapter.bundle_kind == "graphs":
                 model = adapter.load_model(folder, LoadOptions(request.revision, request.trust_remote_code))
                 adapter_data = adapter.bundle_data(model)
+                scoring = _checked_scoring(adapter, adapter.scoring(model))
         if adapter.bundle_kind == "weights":  # served from the checkpoint: nothing to export
             return _write_weights_bundle(request, writer, adapter, folder, reporter, report)
 
@@ -156,17 +188,16 @@ def build(request: BuildRequest, reporter: StageReporter | None = None) -> Path:
         del model
 
         graphs: dict[str, list[ExportedGraph]] = {"fp32": graphs_fp32}
-        quantize_options = request.quantize
-        if "int8" in precisions and quantize_options.mode == "static" and quantize_options.calibration_dir is None:
-            from mmship.plugins.accuracy import write_calibration_set
-
-            calibration = write_calibration_set(graphs_fp32, preprocess, writer.dir("processor"), work / "calibration")
-            quantize_options = quantize_options.model_copy(update={"calibration_dir": calibration})
+        context = BuildContext(
+            adapter=adapter, preprocess=preprocess, processor_dir=writer.dir("processor"), workdir=work, scoring=scoring
+        )
         for precision in precisions[1:]:
             with reporter.stage(f"quantize {precision}", f"quantizing to {precision}") as rec:
                 converted = []
                 for graph in graphs_fp32:
-                    result = hook.mmship_quantize(graph=graph, precision=precision, workdir=work, options=quantize_options)
+                    result = hook.mmship_quantize(
+                        graph=graph, precision=precision, workdir=work, options=request.quantize, context=context
+                    )
                     if result is None:
                         raise BuildError(f"no plugin quantizes to {precision}", hint="check `mmship plugins`")
                     converted.append(result)
@@ -187,25 +218,20 @@ def build(request: BuildRequest, reporter: StageReporter | None = None) -> Path:
             rec.detail = f"applied to {applied} of {len(report['optimize'])} graphs"
 
         with reporter.stage("validate", "validating batch sizes and accuracy") as rec:
-            from mmship.plugins.accuracy import accuracy_report, check_batches, verify_longest_padding
-
-            report["batches"] = check_batches(graphs, batch_sizes=(1, 32))
-            report["text_padding"] = verify_longest_padding(graphs["fp32"], preprocess, writer.dir("processor"))
-            if preprocess.text is not None and report["text_padding"]["padding"] != preprocess.text.padding:
+            validation = hook.mmship_validate(
+                graphs=graphs, context=context,
+                options=ValidateOptions(max_accuracy_loss=request.max_accuracy_loss),
+            )
+            if validation is None:
+                raise BuildError("no plugin validated the graphs", hint="check `mmship plugins` for a failed validate plugin")
+            report.update(validation)
+            padding = (validation.get("text_padding") or {}).get("padding")
+            if preprocess.text is not None and padding and padding != preprocess.text.padding:
                 preprocess = preprocess.model_copy(
-                    update={"text": preprocess.text.model_copy(update={"padding": report["text_padding"]["padding"]})}
+                    update={"text": preprocess.text.model_copy(update={"padding": padding})}
                 )
-            report["accuracy"] = accuracy_report(adapter, graphs, preprocess, writer.dir("processor"))
-            for precision, figures in report["accuracy"].items():
-                loss = figures.get("accuracy_loss", 0.0)
-                if precision != "fp32" and loss > request.max_accuracy_loss:
-                    raise BuildError(
-                        f"{precision} loses {loss:.2%} accuracy against fp32 (mean embedding cosine "
-                        f"{figures.get('mean_cosine', 0):.5f}); the limit is {request.max_accuracy_loss:.2%}",
-                        hint=f"drop --precision {precision}, try --int8-mode static or --per-channel, "
-                        "or raise --max-accuracy-loss",
-                    )
-            rec.detail = ", ".join(f"{p}: -{f.get('accuracy_loss', 0):.3%}" for p, f in report["accuracy"].items() if p != "fp32")
+            accuracy = validation.get("accuracy") or {}
+            rec.detail = ", ".join(f"{p}: -{f.get('accuracy_loss', 0):.3%}" for p, f in accuracy.items() if p != "fp32")
 
         with reporter.stage("write", "writing the bundle") as rec:
             graph_dir = writer.dir("graphs")
@@ -218,7 +244,7 @@ def build(request: BuildRequest, reporter: StageReporter | None = None) -> Path:
                         GraphFile(
                             name=graph.name, precision=precision, file=f"graphs/{name}",
                             inputs=[s.name for s in graph.inputs], outputs=[s.name for s in graph.outputs],
-                            opset=graph.opset,
+                            opset=graph.opset, runtime=graph.runtime, runtime_options=graph.runtime_options,
                         )
                     )
             report["stages"] = {t.name: round(t.seconds, 3) for t in reporter.timings}
@@ -231,7 +257,8 @@ def build(request: BuildRequest, reporter: StageReporter | None = None) -> Path:
                 serving = serving.model_copy(update={"precision": "int8" if "int8" in precisions else precisions[-1]})
             request.serving_params = serving
             manifest = _manifest(
-                request, adapter, graphs=files, preprocess=preprocess, precisions=precisions, adapter_data=adapter_data
+                request, adapter, graphs=files, preprocess=preprocess, precisions=precisions, adapter_data=adapter_data,
+                scoring=scoring,
             )
             path = writer.commit(manifest, report)
             rec.detail = str(path)

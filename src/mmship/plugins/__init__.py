@@ -1,28 +1,14 @@
-"""mmship's built-in plugins: stages, runtime, targets and payload codecs.
+"""mmship's built-in plugins: every module here implements hooks and is registered by
+name from :data:`mmship.core.builtins.BUILTIN_PLUGINS`, exactly like a third-party
+plugin from the ``mmship`` entry-point group.
 
-They are registered exactly like third-party plugins, by name, through
-:meth:`mmship.core.manager.PluginManager.load_builtins`; ``MMSHIP_DISABLE_PLUGINS``
-disables them by the names below. Modules are imported only when the manager starts.
+* :mod:`.commands`: the command-line commands (``build``, ``serve``, ``deploy``, ...);
+* :mod:`.stages`: build stages (align, export, quantize, optimize, validate);
+* :mod:`.runtimes`: inference runtimes (onnxruntime);
+* :mod:`.targets`: deploy targets (local, friendli, ray, triton);
+* :mod:`.codecs`: payload codecs (Open Inference Protocol v2, ``/embed``).
+
+Libraries the plugins share live beside this package, not in it: :mod:`mmship.serving`,
+:mod:`mmship.payload`, :mod:`mmship.preprocess`, :mod:`mmship.evaluation`,
+:mod:`mmship.bench`, :mod:`mmship.ort`.
 """
-
-from __future__ import annotations
-
-#: Plugin name -> module implementing its hooks.
-BUILTIN_PLUGINS: dict[str, str] = {
-    "adapter-clip": "mmship.adapters.clip",
-    "adapter-flava": "mmship.adapters.flava",
-    "adapter-fusion": "mmship.adapters.fusion",
-    "adapter-vlm": "mmship.adapters.vlm",
-    "align-preprocess": "mmship.plugins.align_preprocess",
-    "export-onnx": "mmship.plugins.export_onnx",
-    "quantize-ort": "mmship.plugins.quantize",
-    "optimize-ort": "mmship.plugins.optimize",
-    "runtime-serve": "mmship.plugins.runtime.commands",
-    "target-local": "mmship.plugins.runtime.local_target",
-    "target-friendli": "mmship.plugins.targets.friendli.target",
-    "target-triton": "mmship.plugins.targets.triton",
-    "deploy-dispatch": "mmship.plugins.targets.deploy_dispatch",
-    "target-ray": "mmship.plugins.ray_serve.target",
-    "payload-v2": "mmship.plugins.payload.v2",
-    "payload-embed": "mmship.plugins.payload.embed",
-}

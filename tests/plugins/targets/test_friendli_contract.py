@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from mmship.core.bundle import Bundle
+from mmship.core.config import DeployConfig
 from mmship.plugins.targets.friendli.client import FriendliClient
 from mmship.plugins.targets.friendli.invoke import chat_body, embeddings_body
 from mmship.plugins.targets.friendli.mapping import INSTANCE_OPTIONS, FriendliSettings
@@ -88,7 +89,9 @@ def test_the_create_request_matches_the_spec_with_every_setting(weights_bundle):
         project_id="proj-1", hf_revision="abc123", max_batch_size=256, max_token_count=4096, max_input_length=2048,
         enable_content_logging=False, version_comment="from mmship", instance_type="b200-x8",
     )
-    config = {"compute": {"min_replicas": 1, "max_replicas": 10}, "autoscaling": {"cooldown": 600}, "model": {"name": "chat"}}
+    config = DeployConfig.model_validate(
+        {"compute": {"min_replicas": 1, "max_replicas": 10}, "autoscaling": {"cooldown": 600}, "model": {"name": "chat"}}
+    )
     body = FriendliTarget(settings).plan(Bundle.load(weights_bundle), config).body
     client, recorder = recording_client(team=None)
     with client:

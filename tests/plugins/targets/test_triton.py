@@ -11,10 +11,16 @@ import pytest
 import yaml
 
 from mmship.core.bundle import Bundle
+from mmship.core.config import DeployConfig
 from mmship.core.errors import BundleError, DeployError
-from mmship.plugins.targets import triton_config
-from mmship.plugins.targets.kserve import STORAGE_PLACEHOLDER, dns_name
-from mmship.plugins.targets.triton import KSERVE_FILE, TritonSettings, TritonTarget
+from mmship.core.runtime import ServingBackend
+from mmship.plugins.targets.triton import model_config as triton_config
+from mmship.plugins.targets.triton.kserve import STORAGE_PLACEHOLDER, dns_name
+from mmship.plugins.targets.triton.target import (
+    KSERVE_FILE,
+    TritonSettings,
+    TritonTarget,
+)
 
 CONFIG = {
     "compute": {"instance_type": "gpu.large", "min_replicas": 1, "max_replicas": 5},
@@ -45,9 +51,10 @@ def parse_config(pb2, path: Path):
     return text_format.Parse(path.read_text(), pb2.ModelConfig())
 
 
-def deploy(bundle_path: Path, out: Path, config=CONFIG, **settings):
+def deploy(bundle_path: Path, out: Path, config: dict = CONFIG, **settings):
     target = TritonTarget(TritonSettings(out=out, **settings))
     bundle = Bundle.load(bundle_path)
+    config = DeployConfig.model_validate(config)
     plan = target.plan(bundle, config)
     return target.deploy(bundle, config, plan), plan, bundle
 
@@ -93,7 +100,7 @@ def test_repository_matches_graphs_specs_and_config(graphs_bundle, tmp_path, mod
 
 def test_gpu_and_tensorrt_accelerators(graphs_bundle, tmp_path, model_config_pb2):
     for accelerator, kind in (("cuda", "KIND_GPU"), ("tensorrt", "KIND_GPU")):
-        config = {**CONFIG, "model": {"serving_params": {"precision": "fp32", "accelerator": accelerator}}}
+        config = {**CONFIG, "model": {"name": "clip", "serving_params": {"precision": "fp32", "accelerator": accelerator}}}
         repo = tmp_path / accelerator
         deploy(graphs_bundle, repo, config=config)
         parsed = parse_config(model_config_pb2, repo / "tiny-clip-text" / "config.pbtxt")
@@ -156,7 +163,7 @@ def test_failed_write_leaves_the_old_repository(graphs_bundle, tmp_path, monkeyp
     def boom(model):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("mmship.plugins.targets.triton.render_config", boom)
+    monkeypatch.setattr("mmship.plugins.targets.triton.target.render_config", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         deploy(graphs_bundle, repo, force=True)
     assert sorted(p.relative_to(repo) for p in repo.rglob("*")) == before
@@ -165,13 +172,14 @@ def test_failed_write_leaves_the_old_repository(graphs_bundle, tmp_path, monkeyp
 
 def test_needs_out_and_a_built_precision_and_graphs(graphs_bundle, weights_bundle, tmp_path):
     bundle = Bundle.load(graphs_bundle)
+    defaults = DeployConfig.defaults(bundle.manifest.name)
     with pytest.raises(DeployError, match="needs a folder"):
-        TritonTarget(TritonSettings()).plan(bundle, None)
+        TritonTarget(TritonSettings()).plan(bundle, defaults)
     with pytest.raises(BundleError) as info:
-        TritonTarget(TritonSettings(out=tmp_path / "r", precision="fp16")).plan(bundle, None)
+        TritonTarget(TritonSettings(out=tmp_path / "r", precision="fp16")).plan(bundle, defaults)
     assert "fp32, int8" in info.value.message
     with pytest.raises(DeployError) as info:
-        TritonTarget(TritonSettings(out=tmp_path / "r")).plan(Bundle.load(weights_bundle), None)
+        TritonTarget(TritonSettings(out=tmp_path / "r")).plan(Bundle.load(weights_bundle), defaults)
     assert "--target friendli" in info.value.hint
 
 
@@ -183,7 +191,7 @@ def test_spec_and_graph_disagreement_is_caught(graphs_bundle):
         triton_config.describe_graph(
             model_name="m", graph="image", path=bundle.graph_path("image", "fp32"), input_names=["pixel_values"],
             output_names=["image_embeds"], specs=specs, max_batch_size=8, preferred_batch_sizes=[4], max_delay_ms=1,
-            accelerator="cpu", precision="fp32",
+            accelerator="cpu", precision="fp32", backend=ServingBackend("onnxruntime", platform="onnxruntime_onnx"),
         )
 
 
@@ -199,7 +207,7 @@ def real_clip_bundle(tiny_clip_dir, tmp_path_factory):
 
 def test_real_tiny_clip_build_to_triton(real_clip_bundle, tmp_path, model_config_pb2):
     repo = tmp_path / "repo"
-    config = {"model": {"serving_params": {"precision": "fp32", "max_batch_size": 8, "default_batch_size": 2}}}
+    config = {"model": {"name": "tiny-clip", "serving_params": {"precision": "fp32", "max_batch_size": 8, "default_batch_size": 2}}}
     _, _, bundle = deploy(real_clip_bundle, repo, config=config)
     check_repository(model_config_pb2, repo, bundle, precision="fp32", max_batch_size=8)
     text = parse_config(model_config_pb2, repo / "tiny-clip-text" / "config.pbtxt")

@@ -18,20 +18,6 @@ from mmship import __version__
 from mmship.core.cli.console import console, print_error
 from mmship.core.errors import MmshipError
 
-#: Modules with a ``register(app)`` function, one per command group.
-COMMAND_MODULES: tuple[str, ...] = (
-    "mmship.core.cli.plugins_cmd",
-    "mmship.core.cli.adapters_cmd",
-    "mmship.core.cli.init_cmd",
-    "mmship.core.cli.check_cmd",
-    "mmship.core.cli.build_cmd",
-    "mmship.core.cli.inspect_cmd",
-    "mmship.core.cli.doctor_cmd",
-    "mmship.core.cli.deploy_cmd",
-    "mmship.core.cli.invoke_cmd",
-    "mmship.core.cli.bench_cmd",
-)
-
 
 def _version(value: bool) -> None:
     if value:
@@ -40,8 +26,9 @@ def _version(value: bool) -> None:
 
 
 def build_app(with_plugins: bool = True) -> typer.Typer:
-    """The ``mmship`` app with the built-in commands and, unless told not to, the commands
-    plugins add through ``mmship_register_commands``."""
+    """The ``mmship`` app with every command plugins add through
+    ``mmship_register_commands`` (mmship's own commands are plugins too); without
+    ``with_plugins``, only the root options."""
     app = typer.Typer(
         name="mmship",
         help="Ship Hugging Face multimodal models (CLIP, FLAVA, fusion) from checkpoint to endpoint.",
@@ -62,20 +49,18 @@ def build_app(with_plugins: bool = True) -> typer.Typer:
         if debug:
             os.environ["MMSHIP_DEBUG"] = "1"
 
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(app)
     if with_plugins:
         from mmship.core.manager import get_plugin_manager
 
         manager = get_plugin_manager()
-        for impl in manager.pm.hook.mmship_register_commands.get_hookimpls():
+        # pluggy lists implementations last-registered first; commands appear in load order
+        for impl in reversed(manager.pm.hook.mmship_register_commands.get_hookimpls()):
             try:
-                impl.function(app=app)
+                manager.call_for_plugin("mmship_register_commands", impl.plugin_name, app=app)
             except Exception as exc:  # a plugin's commands must not break the CLI
-                record = manager.records.get(impl.plugin_name)
-                if record is not None:
-                    record.status = "failed"
-                    record.error = f"mmship_register_commands failed: {type(exc).__name__}: {exc}"
+                manager.fail(
+                    impl.plugin_name, f"mmship_register_commands failed: {type(exc).__name__}: {exc}", traceback.format_exc()
+                )
     return app
 
 

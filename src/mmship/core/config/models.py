@@ -20,9 +20,9 @@ The shape, with the user's own file as the example::
       cooldown: 300
     target: {name: friendli, ...}     # the rest: the target's own settings
 
-Every section but ``target`` forbids unknown keys here; the ``target`` section's keys
-besides ``name`` are validated by the registered target's ``settings_model`` (see
-:mod:`mmship.core.config.loader`), so core knows no platform.
+Every section here forbids unknown keys. The whole file, :class:`DeployConfig`, and the
+``target`` section (whose keys besides ``name`` are validated by the registered target's
+``settings_model``, so core knows no platform) live in :mod:`mmship.core.config.deploy_config`.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     field_validator,
     model_validator,
 )
@@ -334,60 +333,7 @@ class Autoscaling(Section):
             raise problem(f"metric {twice[0]!r} is listed more than once", "keep one threshold per metric type")
         return value
 
-
-class TargetSection(BaseModel):
-    """``target``: the target's ``name``; every other key is a setting of that target,
-    validated by its ``settings_model`` when the file is loaded."""
-
-    model_config = ConfigDict(extra="allow")
-
-    name: str
-    _validated: BaseModel | None = PrivateAttr(default=None)
-
-    @field_validator("name", mode="before")
-    @classmethod
-    def _name_text(cls, value: Any) -> Any:
-        return _as_text(value)
-
-    def settings(self) -> dict[str, Any]:
-        """The target-specific keys as written (everything but ``name``)."""
-        return dict(self.model_extra or {})
-
-    @property
-    def validated_settings(self) -> BaseModel | None:
-        """The settings as the target's ``settings_model`` validated them (after loading)."""
-        return self._validated
-
-
-class DeployConfig(Section):
-    """A whole ``deploy_config.yaml``."""
-
-    runtime: Runtime = Field(default_factory=Runtime)
-    compute: Compute = Field(default_factory=Compute)
-    model: ModelSection
-    autoscaling: Autoscaling = Field(default_factory=Autoscaling)
-    target: TargetSection | None = None
-
-    _source: str | None = PrivateAttr(default=None)
-    _lines: dict[tuple[Any, ...], int] = PrivateAttr(default_factory=dict)
-
-    @property
-    def source(self) -> str | None:
-        """The file this config was read from."""
-        return self._source
-
-    def line_of(self, *path: Any) -> int | None:
-        """Line of ``path`` (or its nearest written ancestor) in the file, if read from one."""
-        probe = tuple(path)
-        while probe:
-            if probe in self._lines:
-                return self._lines[probe]
-            probe = probe[:-1]
-        return None
-
-    def where(self, *path: Any) -> str:
-        """``model.inputs[0].shape (line 12)``: a path and its line, for messages."""
-        from mmship.core.config.issues import format_path
-
-        line = self.line_of(*path)
-        return format_path(path) + (f" (line {line})" if line is not None else "")
+    def threshold(self, metric_type: MetricType) -> float | None:
+        """The threshold of ``metric_type`` (percent, or requests in flight), or ``None``
+        when that metric is not listed."""
+        return next((m.threshold for m in self.metrics if m.type == metric_type), None)

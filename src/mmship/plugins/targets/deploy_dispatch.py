@@ -7,13 +7,13 @@ returning a :class:`~mmship.core.target.Deployment`.
 
 from __future__ import annotations
 
-from typing import Any
-
 from mmship import hookimpl
+from mmship.core.bundle import Bundle
+from mmship.core.config import DeployConfig
 from mmship.core.target import Deployment, DeployPlan, Target
 
 
 @hookimpl(trylast=True)
-def mmship_deploy(bundle: Any, config: Any, target: Target, plan: DeployPlan) -> Deployment | None:
+def mmship_deploy(bundle: Bundle, config: DeployConfig, target: Target, plan: DeployPlan) -> Deployment | None:
     """Carry out ``plan`` with ``target.deploy``."""
     return target.deploy(bundle, config, plan)

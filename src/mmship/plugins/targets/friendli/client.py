@@ -37,11 +37,13 @@ from mmship.plugins.targets.friendli.auth import (
 )
 
 __all__ = [
-    "DEFAULT_BASE_URL", "ENDPOINTS", "REDACTED", "TEAM_ENV", "TOKEN_ENV",
+    "BASE_URL_ENV", "DEFAULT_BASE_URL", "ENDPOINTS", "REDACTED", "TEAM_ENV", "TOKEN_ENV",
     "FriendliAPIError", "FriendliClient", "endpoint_segment", "read_token",
 ]
 
 TEAM_ENV = "FRIENDLI_TEAM"
+#: Where ``mmship invoke friendli://ID`` sends requests (default: FriendliAI's API).
+BASE_URL_ENV = "FRIENDLI_BASE_URL"
 ENDPOINTS = "/dedicated/beta/endpoint"
 
 log = logging.getLogger("mmship.friendli")

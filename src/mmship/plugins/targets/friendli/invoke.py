@@ -3,10 +3,11 @@
 Images travel as data URIs inside OpenAI-style content parts
 (``{"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,..."}}``), the
 encoded file's bytes with their real MIME type, never raw pixels. ``model`` is the
-endpoint id. Used by ``mmship deployments invoke NAME --target friendli`` and by
-``mmship invoke friendli://ID`` (:func:`invoke_friendli`, which reads ``FRIENDLI_TEAM``
-and ``FRIENDLI_BASE_URL`` like the target reads its settings). A call is sent once: a
-generation is billed, so a timeout or 5xx is reported, never silently repeated.
+endpoint id. Used by the target's ``invoke`` (``mmship deployments invoke NAME --target
+friendli`` and ``mmship invoke friendli://ID``) and, from Python, by
+:func:`invoke_friendli` (which reads ``FRIENDLI_TEAM`` and ``FRIENDLI_BASE_URL`` like the
+target does). A call is sent once: a generation is billed, so a timeout or 5xx is
+reported, never silently repeated.
 
 FriendliAI documents image parts as URLs (``image_url.url``); that it accepts ``data:``
 URIs there is the OpenAI-compatible convention, not something its API reference states.
@@ -21,13 +22,12 @@ from typing import Any
 
 from mmship.core.errors import DeployError, InputSpecError
 from mmship.plugins.targets.friendli.client import (
+    BASE_URL_ENV,
     DEFAULT_BASE_URL,
     TEAM_ENV,
     FriendliClient,
     read_token,
 )
-
-BASE_URL_ENV = "FRIENDLI_BASE_URL"
 
 MODES = ("chat", "embeddings")
 
@@ -127,8 +127,8 @@ def invoke_friendli(
     timeout_s: float = 60.0,
     max_tokens: int = 256,
 ) -> InvokeResult:
-    """One call to an endpoint with the token from ``FRIENDLI_TOKEN`` (for ``mmship invoke``);
-    ``team`` defaults to ``$FRIENDLI_TEAM`` and ``base_url`` to ``$FRIENDLI_BASE_URL``, else
+    """One call to endpoint ``endpoint_id`` (an id, used as is) with the token from
+    ``FRIENDLI_TOKEN``, for Python callers; ``team`` defaults to ``$FRIENDLI_TEAM`` and ``base_url`` to ``$FRIENDLI_BASE_URL``, else
     FriendliAI's API."""
     team = team if team is not None else (os.environ.get(TEAM_ENV) or None)
     base_url = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL

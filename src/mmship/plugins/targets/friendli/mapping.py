@@ -28,14 +28,17 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mmship.core.errors import DeployError
-from mmship.plugins.targets import config_view
 from mmship.plugins.targets.friendli.auth import base_url_problem, check_token, foreign_host
 from mmship.plugins.targets.friendli.client import DEFAULT_BASE_URL, TEAM_ENV, TOKEN_ENV
+
+if TYPE_CHECKING:
+    from mmship.core.bundle import Bundle
+    from mmship.core.config import DeployConfig
 
 PROJECT_ENV = "FRIENDLI_PROJECT"
 MAX_REPLICAS = 10
@@ -161,11 +164,11 @@ class MappedRequest:
     billing: str = ""  # what the replica floor costs
 
 
-def endpoint_name(settings: FriendliSettings, bundle: Any, config: Any) -> tuple[str, str]:
+def endpoint_name(settings: FriendliSettings, bundle: Bundle, config: DeployConfig) -> tuple[str, str]:
     """(name, where it came from), sanitised to letters, digits, ``-``, ``_`` and ``.``."""
     for value, origin in (
         (settings.endpoint_name, "target.endpoint_name"),
-        (config_view.model_field(config, "name"), "model.name"),
+        (None if config.is_default else config.model.name, "model.name"),
         (bundle.manifest.name, "bundle name"),
     ):
         if value:
@@ -173,11 +176,11 @@ def endpoint_name(settings: FriendliSettings, bundle: Any, config: Any) -> tuple
     return "mmship", "default"
 
 
-def instance_option(settings: FriendliSettings, config: Any) -> tuple[str, str, str]:
+def instance_option(settings: FriendliSettings, config: DeployConfig) -> tuple[str, str, str]:
     """(instanceOptionId, description, where it came from)."""
     if settings.instance_option_id:
         return settings.instance_option_id, "raw id", "target.instance_option_id"
-    requested = settings.instance_type or config_view.compute(config).instance_type
+    requested = settings.instance_type or config.compute.instance_type
     origin = "target.instance_type" if settings.instance_type else "compute.instance_type"
     if not requested:
         requested, origin = DEFAULT_INSTANCE, "default"
@@ -196,17 +199,17 @@ def instance_option(settings: FriendliSettings, config: Any) -> tuple[str, str, 
     )
 
 
-def hf_repo(settings: FriendliSettings, bundle: Any, config: Any) -> tuple[str, str, str | None, str]:
+def hf_repo(settings: FriendliSettings, bundle: Bundle, config: DeployConfig) -> tuple[str, str, str | None, str]:
     """(repo, where it came from, revision, where that came from); a bundle built from a
     local folder needs ``hf_repo`` (``--hf-repo``)."""
     source = bundle.manifest.source
     if settings.hf_repo:
         repo, repo_from = settings.hf_repo, "--hf-repo / target.hf_repo"
-        candidates = [(settings.hf_revision, "target.hf_revision"), (config_view.model_field(config, "revision"), "model.revision")]
+        candidates = [(settings.hf_revision, "target.hf_revision"), (config.model.revision, "model.revision")]
     elif source.hub_id:
         repo, repo_from = source.hub_id, "bundle source"
         candidates = [(settings.hf_revision, "target.hf_revision"), (source.revision, "bundle source"),
-                      (config_view.model_field(config, "revision"), "model.revision")]
+                      (config.model.revision, "model.revision")]
     else:
         raise DeployError(
             f"bundle {bundle.manifest.name!r} was built from the local folder {source.path}, and FriendliAI "
@@ -218,18 +221,15 @@ def hf_repo(settings: FriendliSettings, bundle: Any, config: Any) -> tuple[str, 
     return repo, repo_from, revision, revision_from
 
 
-def user_set_min_replicas(config: Any) -> bool:
-    """Whether ``compute.min_replicas`` is written in the config (not a default)."""
-    section = config.get("compute") if isinstance(config, dict) else getattr(config, "compute", None)
-    if isinstance(section, dict):
-        return section.get("min_replicas") is not None
-    return "min_replicas" in (getattr(section, "model_fields_set", None) or ())
+def user_set_min_replicas(config: DeployConfig) -> bool:
+    """Whether ``compute.min_replicas`` is written in the config (not its default)."""
+    return "min_replicas" in config.compute.model_fields_set
 
 
-def replicas(config: Any) -> tuple[int, int, str]:
+def replicas(config: DeployConfig) -> tuple[int, int, str]:
     """(minReplica, maxReplica, where minReplica came from): FriendliAI's default minimum 0
     unless ``compute.min_replicas`` is written."""
-    compute = config_view.compute(config)
+    compute = config.compute
     if user_set_min_replicas(config):
         low, origin = compute.min_replicas, "compute.min_replicas"
     else:
@@ -261,15 +261,15 @@ def billing_note(min_replicas: int, cooldown_s: int) -> str:
     )
 
 
-def build_create_request(settings: FriendliSettings, bundle: Any, config: Any, project_id: str) -> MappedRequest:
+def build_create_request(settings: FriendliSettings, bundle: Bundle, config: DeployConfig, project_id: str) -> MappedRequest:
     """The body of ``POST /dedicated/beta/endpoint`` and the plan's mapping table."""
-    scaling = config_view.autoscaling(config)
-    serving = config_view.serving_params(bundle, config)
+    scaling = config.autoscaling
+    serving = config.serving_params(bundle)
     low, high, low_from = replicas(config)
     name, name_from = endpoint_name(settings, bundle, config)
     option_id, option_text, option_from = instance_option(settings, config)
     repo, repo_from, revision, revision_from = hf_repo(settings, bundle, config)
-    cooldown = scaling.cooldown_s if scaling.cooldown_s is not None else 300
+    cooldown = scaling.cooldown if scaling.cooldown is not None else 300
     advanced: dict[str, Any] = {
         "tokenizer_add_special_tokens": settings.tokenizer_add_special_tokens,
         "tokenizer_skip_special_tokens": settings.tokenizer_skip_special_tokens,
@@ -297,7 +297,7 @@ def build_create_request(settings: FriendliSettings, bundle: Any, config: Any, p
         ("hfModelRepoRevision", revision or "(not set)", revision_from),
         ("autoscalingPolicy.minReplica", str(low), low_from),
         ("autoscalingPolicy.maxReplica", str(high), "compute.max_replicas"),
-        ("autoscalingPolicy.cooldownPeriod", f"{cooldown} s", "autoscaling.cooldown" if scaling.cooldown_s is not None else "default"),
+        ("autoscalingPolicy.cooldownPeriod", f"{cooldown} s", "autoscaling.cooldown" if scaling.cooldown is not None else "default"),
         *[(f"advanced.{k}", str(v), f"target.{k}") for k, v in advanced.items()],
     ]
     ignored = []

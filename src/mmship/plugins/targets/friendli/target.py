@@ -12,19 +12,17 @@ Every other operation acts only on endpoints of the configured project (:mod:`.l
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmship import hookimpl
 from mmship.core.errors import DeployError
-from mmship.core.target import Deployment, DeployPlan, Target
+from mmship.core.target import Deployment, DeployPlan, Target, TargetOption
 from mmship.plugins.targets.friendli import lookup
-from mmship.plugins.targets.friendli.client import (
-    FriendliAPIError,
-    FriendliClient,
-    read_token,
-)
+from mmship.plugins.targets.friendli.auth import DEFAULT_BASE_URL, read_token
+from mmship.plugins.targets.friendli.client import BASE_URL_ENV, FriendliAPIError, FriendliClient
 from mmship.plugins.targets.friendli.lookup import LIVE_THEN_GONE, Endpoint
 from mmship.plugins.targets.friendli.mapping import (
     PROJECT_ENV,
@@ -40,6 +38,11 @@ from mmship.plugins.targets.friendli.watch import (
     wait_until_running,
 )
 
+if TYPE_CHECKING:
+    from mmship.core.bundle import Bundle
+    from mmship.core.config import DeployConfig
+    from mmship.plugins.targets.friendli.invoke import InvokeResult
+
 #: Targets that serve bundles of ONNX graphs (image/text embeddings, scores).
 GRAPH_TARGETS = ("local", "ray", "triton")
 
@@ -51,28 +54,30 @@ class FriendliPlan(DeployPlan):
     body: dict[str, Any] = field(default_factory=dict)
 
 
-def bundle_kind(bundle: Any) -> str:
-    """``graphs`` or ``weights``: from the adapter class when registered, else the manifest."""
-    from mmship.core.manager import get_plugin_manager
-
-    adapters = get_plugin_manager().adapters()
-    if bundle.manifest.adapter in adapters:
-        return str(adapters.get(bundle.manifest.adapter).bundle_kind)
-    return "graphs" if bundle.manifest.graphs else "weights"  # the adapter is not installed here
-
-
 class FriendliTarget(Target):
     """FriendliAI Dedicated Endpoints (LLMs, VLMs, text embeddings)."""
 
     name = "friendli"
     description = "FriendliAI Dedicated Endpoints: vision-language chat (vlm adapter) from a Hugging Face repo"
     settings_model = FriendliSettings
-    supports = frozenset({"list", "status", "delete", "sleep", "wake", "restart", "invoke"})
+    cli_options = (
+        TargetOption("--hf-repo", "hf_repo", "the Hugging Face repo to serve"),
+        TargetOption("--force", "force", "deploy a bundle FriendliAI would refuse", is_flag=True),
+    )
+    url_schemes = ("friendli",)
+    invoke_modes = ("chat", "embeddings")
 
     settings: FriendliSettings
 
     #: Lookups by name after a create whose answer was lost (the list may lag the create).
     lost_answer_lookups = 3
+
+    @classmethod
+    def for_url(cls, timeout_s: float) -> FriendliTarget:
+        """The target ``mmship invoke friendli://ID`` uses: the API at ``$FRIENDLI_BASE_URL``
+        (default https://api.friendli.ai), ``timeout_s`` per request."""
+        base_url = os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+        return cls(FriendliSettings(base_url=base_url, request_timeout_s=timeout_s))
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -94,10 +99,9 @@ class FriendliTarget(Target):
             )
         return project
 
-    def preflight(self, bundle: Any) -> None:
+    def preflight(self, bundle: Bundle) -> None:
         """Refuse bundles FriendliAI cannot serve (unless ``force``)."""
-        kind = bundle_kind(bundle)
-        if kind == "weights" or self.settings.force:
+        if bundle.manifest.kind == "weights" or self.settings.force:
             return
         m = bundle.manifest
         raise DeployError(
@@ -121,7 +125,7 @@ class FriendliTarget(Target):
 
     # --- plan and deploy -----------------------------------------------------------------
 
-    def plan(self, bundle: Any, config: Any) -> FriendliPlan:
+    def plan(self, bundle: Bundle, config: DeployConfig) -> FriendliPlan:
         self.preflight(bundle)
         mapped = build_create_request(self.settings, bundle, config, self.project())
         settings: dict[str, Any] = {f"{k}": f"{v}   (from {origin})" for k, v, origin in mapped.rows}
@@ -204,7 +208,7 @@ class FriendliTarget(Target):
             )
         return matches[0], created or matches[0].status
 
-    def deploy(self, bundle: Any, config: Any, plan: DeployPlan) -> Deployment:
+    def deploy(self, bundle: Bundle, config: DeployConfig, plan: DeployPlan) -> Deployment:
         body = getattr(plan, "body", None) or self.plan(bundle, config).body
         project, name = body["projectId"], body["name"]
         with self.client() as client:
@@ -266,7 +270,7 @@ class FriendliTarget(Target):
             endpoint = self._resolve(client, name, (RESTARTABLE, None))
             return self._deployment(endpoint.id, endpoint.name, client.restart_endpoint(endpoint.id))
 
-    def invoke(self, name: str, *, texts: list[str], images: list[bytes], mode: str = "chat", max_tokens: int = 256) -> Any:
+    def invoke(self, name: str, *, texts: list[str], images: list[bytes], mode: str = "chat", max_tokens: int = 256) -> InvokeResult:
         """Call an endpoint: chat completions (text + images) or embeddings (texts)."""
         from mmship.plugins.targets.friendli.invoke import invoke_endpoint
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import mmship
-
 from mmship_siglip.adapter import SiglipAdapter
 
 

@@ -1,0 +1,1 @@
+"""Built-in payload codecs: Open Inference Protocol v2 (JSON and binary) and ``/embed``."""

@@ -1,0 +1,78 @@
+"""``mmship inspect``: a bundle's manifest and report as tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from mmship import hookimpl
+from mmship.core.cli.console import console, table
+
+
+def _num(value: object, digits: int = 6) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+@hookimpl
+def mmship_register_commands(app: typer.Typer) -> None:
+    """Add the ``inspect`` command to ``app``."""
+
+    @app.command("inspect")
+    def inspect_bundle(
+        bundle: Path = typer.Argument(..., help="A bundle folder written by `mmship build`."),
+        as_json: bool = typer.Option(False, "--json", help="Print manifest and report as JSON."),
+    ) -> None:
+        """Verify a bundle's checksums and show its manifest and report."""
+        from mmship.core.bundle import Bundle
+        from mmship.scoring import Scorer
+
+        loaded = Bundle.load(bundle)
+        m, report = loaded.manifest, loaded.report
+        if as_json:
+            console.print_json(json.dumps({"manifest": m.model_dump(mode="json"), "report": report}))
+            return
+        source = m.source.hub_id or m.source.path
+        console.print(f"[bold]{m.name}[/]  adapter [bold]{m.adapter}[/]  from {source}"
+                      + (f"@{m.source.revision}" if m.source.revision else "")
+                      + f"  (mmship {m.mmship_version}, {m.created_at}); checksums verified")
+        console.print(table("tensors", ["", "name", "modality", "dtype", "shape"], [
+            (kind, s.name, s.modality, s.dtype, s.shape_text())
+            for kind, specs in (("input", m.inputs), ("output", m.outputs)) for s in specs
+        ]))
+        sizes = {g.file: loaded.path(g.file).stat().st_size for g in m.graphs}
+        optimize = report.get("optimize", {})
+        console.print(table("graphs", ["graph", "precision", "file", "MB", "optimized"], [
+            (g.name, g.precision, g.file, f"{sizes[g.file] / 1e6:.1f}",
+             _optimize_text(optimize.get(f"{g.name}.{g.precision}")))
+            for g in m.graphs
+        ]))
+        parity = report.get("parity", {})
+        console.print(table("export parity vs eager PyTorch", ["graph", "min cosine", "max abs diff"], [
+            (name, _num(p.get("min_cosine")), _num(p.get("max_abs_diff"), 8)) for name, p in parity.items()
+        ]))
+        accuracy = report.get("accuracy", {})
+        console.print(table("accuracy vs fp32 (probe set)", ["precision", "min cosine", "mean cosine", "accuracy loss", "zero-shot top-1 agreement"], [
+            (p, _num(a.get("min_cosine")), _num(a.get("mean_cosine")), f"{a.get('accuracy_loss', 0):.3%}",
+             _num(a.get("zero_shot_top1_agreement", "n/a"), 3))
+            for p, a in accuracy.items()
+        ]))
+        scoring = Scorer.for_manifest(m).spec
+        console.print(f"scoring: {scoring.kind}" + (
+            f" of logit_scale {scoring.logit_scale:.4g} x cosine({scoring.image_embeds}, {scoring.text_embeds})"
+            + (f" + logit_bias {scoring.logit_bias:.4g}" if scoring.logit_bias else "") if scoring.scores else ""
+        ) + ("" if m.scoring else " (bundle from before scoring was recorded)"))
+        sp = m.serving_params
+        console.print(f"serving: precision {sp.precision}, batch {sp.default_batch_size}..{sp.max_batch_size}, "
+                      f"max delay {sp.max_delay_ms} ms, accelerator {sp.accelerator}")
+        stages = report.get("stages", {})
+        if stages:
+            console.print("build stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in stages.items()))
+
+
+def _optimize_text(figures: dict | None) -> str:
+    if not figures:
+        return "-"
+    verdict = "yes" if figures.get("applied") else "no"
+    return f"{verdict} ({figures.get('speedup', 0):.2f}x)"

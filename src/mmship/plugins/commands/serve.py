@@ -1,0 +1,58 @@
+"""``mmship serve``: serve a bundle over HTTP with mmship's own server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from mmship import hookimpl
+
+
+@hookimpl
+def mmship_register_commands(app: typer.Typer) -> None:
+    """Add ``serve`` to the CLI."""
+    _add_serve(app)
+
+
+def _add_serve(app: typer.Typer) -> None:
+    @app.command("serve")
+    def serve(
+        bundle: Path = typer.Argument(..., help="A bundle folder written by `mmship build`."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (non-loopback needs --api-key)."),
+        port: int = typer.Option(8000, "--port", help="Port to bind (0: any free port)."),
+        precision: str | None = typer.Option(None, "--precision", help="fp32, fp16 or int8 (default: the bundle's)."),
+        max_batch_size: int | None = typer.Option(None, "--max-batch-size", help="Rows per graph run."),
+        max_delay_ms: float | None = typer.Option(None, "--max-delay-ms", help="How long a request waits for company."),
+        max_queue: int = typer.Option(256, "--max-queue", help="Rows waiting per graph before 503 + Retry-After."),
+        timeout: float = typer.Option(30.0, "--timeout", help="Per-request deadline in seconds (504 after)."),
+        max_body_mb: float = typer.Option(32.0, "--max-body-mb", help="Largest request body accepted."),
+        threads: int | None = typer.Option(None, "--threads", help="onnxruntime threads per session (default: all cores)."),
+        accelerator: str | None = typer.Option(None, "--accelerator", help="cpu, cuda or tensorrt (default: the bundle's when present, else cpu)."),
+        api_key: str | None = typer.Option(None, "--api-key", envvar="MMSHIP_API_KEY", help="Require 'Authorization: Bearer KEY'.", show_envvar=True),
+        insecure: bool = typer.Option(False, "--insecure", help="Allow a non-loopback bind without an API key."),
+        memory_log: float | None = typer.Option(None, "--memory-log", help="Sample the server's RSS every SECONDS into a CSV."),
+        memory_log_file: Path = typer.Option(Path("mmship-memory.csv"), "--memory-log-file", help="Where --memory-log writes."),
+    ) -> None:
+        """Serve a bundle over HTTP: Open Inference Protocol v2, /embed, /classify, /metrics."""
+        from mmship.core.cli.console import console
+        from mmship.serving.serve import build_server
+        from mmship.serving.settings import ServerSettings
+
+        settings = ServerSettings(
+            host=host, port=port, precision=precision, max_batch_size=max_batch_size, max_delay_ms=max_delay_ms,
+            max_queue_rows=max_queue, request_timeout_s=timeout, max_body_bytes=int(max_body_mb * 1024 * 1024),
+            threads=threads, accelerator=accelerator, api_key=api_key, insecure=insecure,
+            memory_log=str(memory_log_file) if memory_log else None, memory_log_interval_s=memory_log or 5.0,
+        )
+        server = build_server(bundle, settings)
+        service = server.config.app.state.service
+        for note in service.engine.notes:
+            console.print(f"[yellow]note:[/] {note}")
+        console.print(
+            f"serving [bold]{service.name}[/] ({service.engine.precision} on {service.engine.accelerator}, graphs: {', '.join(service.engine.graphs)}) "
+            f"on http://{host}:{port}  pid {os.getpid()}"
+        )
+        console.print(f"  try: mmship invoke http://{host}:{port} --image cat.jpg --text 'a photo of a cat'   docs: http://{host}:{port}/docs")
+        server.run()

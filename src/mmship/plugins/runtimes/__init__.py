@@ -1,0 +1,1 @@
+"""Built-in inference runtimes, registered through ``mmship_register_runtimes``."""

@@ -1,0 +1,168 @@
+"""The ``local`` deploy target: ``mmship serve`` in the foreground or detached.
+
+Detached deployments run ``python -m mmship serve`` as a child process with its log in
+``$MMSHIP_HOME/deployments/<name>.log`` (default ``~/.mmship``) and a state file with its
+pid and URL; ``mmship stop NAME`` (or ``mmship deployments delete NAME --target local``)
+sends SIGTERM, which drains requests in flight. The API key travels in the child's
+environment only, never in a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from pydantic import BaseModel, ConfigDict, Field
+
+from mmship import hookimpl
+from mmship.core.errors import DeployError
+from mmship.core.target import Deployment, DeployPlan, Target
+from mmship.serving.process import spawn_server, stop_process, wait_ready
+
+if TYPE_CHECKING:
+    from mmship.core.bundle import Bundle
+    from mmship.core.config import DeployConfig
+
+
+class LocalSettings(BaseModel):
+    """``target:`` keys for ``name: local``."""
+
+    model_config = ConfigDict(extra="forbid")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    detach: bool = False
+    deployment_name: str | None = Field(None, description="name of a detached deployment (default: the bundle's)")
+    threads: int | None = Field(None, ge=1)
+    max_queue: int = Field(256, ge=1)
+    timeout_s: float = Field(30.0, gt=0)
+    insecure: bool = False
+    ready_timeout_s: float = Field(300.0, gt=0, description="how long a detached deploy waits for readiness")
+
+
+def state_dir() -> Path:
+    """Where detached local deployments keep their state and logs."""
+    root = Path(os.environ.get("MMSHIP_HOME", Path.home() / ".mmship")) / "deployments"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class LocalTarget(Target):
+    """Serve the bundle on this machine with mmship's runtime."""
+
+    name = "local"
+    description = "mmship's own server on this machine (foreground or detached)"
+    settings_model = LocalSettings
+
+    settings: LocalSettings
+
+    def _serve_args(self, bundle: Bundle, config: DeployConfig) -> list[str]:
+        s = self.settings
+        args = [str(bundle.root), "--host", s.host, "--port", str(s.port), "--max-queue", str(s.max_queue), "--timeout", str(s.timeout_s)]
+        serving = config.serving_params(bundle)
+        args += ["--precision", serving.precision, "--max-batch-size", str(serving.max_batch_size), "--max-delay-ms", str(serving.max_delay_ms)]
+        if s.threads:
+            args += ["--threads", str(s.threads)]
+        if s.insecure:
+            args.append("--insecure")
+        return args
+
+    def plan(self, bundle: Bundle, config: DeployConfig) -> DeployPlan:
+        self.require_graphs(bundle)
+        name = self.settings.deployment_name or bundle.manifest.name
+        args = self._serve_args(bundle, config)
+        mode = "detached (background process)" if self.settings.detach else "foreground (Ctrl-C stops it)"
+        return DeployPlan(
+            target=self.name,
+            summary=f"serve {bundle.manifest.name} at http://{self.settings.host}:{self.settings.port} ({mode})",
+            settings={"name": name, "command": "mmship serve " + " ".join(args), **self.settings.model_dump()},
+            steps=["load and verify the bundle", "warm up every graph", "listen; ready at /v2/health/ready"],
+        )
+
+    def deploy(self, bundle: Bundle, config: DeployConfig, plan: DeployPlan) -> Deployment:
+        args = self._serve_args(bundle, config)
+        url = f"http://{self.settings.host}:{self.settings.port}"
+        name = plan.settings["name"]
+        if not self.settings.detach:
+            from mmship.core.cli.app import main
+
+            code = main(["serve", *args])
+            return Deployment(self.name, name, url, "stopped" if code == 0 else f"exited {code}")
+        state = state_dir()
+        if (state / f"{name}.json").exists() and self._status(name) == "running":
+            raise DeployError(f"local deployment {name!r} is already running", hint=f"mmship stop {name}")
+        log = state / f"{name}.log"
+        with log.open("ab") as fh:
+            child = spawn_server(args, fh)
+        record = {"name": name, "pid": child.pid, "url": url, "log": str(log), "bundle": str(bundle.root)}
+        (state / f"{name}.json").write_text(json.dumps(record))
+        try:
+            wait_ready(url, child, self.settings.ready_timeout_s, log)
+        except DeployError:
+            (state / f"{name}.json").unlink(missing_ok=True)
+            raise
+        return Deployment(self.name, name, url, "running", {"pid": child.pid, "log": str(log)})
+
+    # --- deployments ---------------------------------------------------------------
+
+    def _record(self, name: str) -> dict[str, Any]:
+        path = state_dir() / f"{name}.json"
+        if not path.exists():
+            known = ", ".join(p.stem for p in state_dir().glob("*.json")) or "none"
+            raise DeployError(f"no local deployment called {name!r} (known: {known})", hint="mmship deployments list --target local")
+        return json.loads(path.read_text())
+
+    def _status(self, name: str) -> str:
+        return "running" if _alive(int(self._record(name)["pid"])) else "stopped"
+
+    def list_deployments(self) -> list[Deployment]:
+        """Detached local deployments, running or not."""
+        result = []
+        for path in sorted(state_dir().glob("*.json")):
+            record = json.loads(path.read_text())
+            result.append(Deployment(self.name, record["name"], record["url"], self._status(record["name"]), record))
+        return result
+
+    def status(self, name: str) -> Deployment:
+        """One deployment's state."""
+        record = self._record(name)
+        return Deployment(self.name, name, record["url"], self._status(name), record)
+
+    def delete(self, name: str, timeout_s: float = 30.0) -> Deployment:
+        """Stop a detached deployment with SIGTERM (drains requests in flight)."""
+        record = self._record(name)
+        if _alive(int(record["pid"])):
+            stop_process(int(record["pid"]), timeout_s)
+        (state_dir() / f"{name}.json").unlink(missing_ok=True)
+        return Deployment(self.name, name, record["url"], "deleted", record)
+
+
+@hookimpl
+def mmship_register_targets(register: Any) -> None:
+    """Register the local target."""
+    register(LocalTarget)
+
+
+@hookimpl
+def mmship_register_commands(app: typer.Typer) -> None:
+    """Add ``mmship stop NAME``, the local target's own command."""
+
+    @app.command("stop")
+    def stop(name: str = typer.Argument(..., help="A detached local deployment (see `mmship deployments list --target local`).")) -> None:
+        """Stop a detached local deployment (SIGTERM: requests in flight finish first)."""
+        from mmship.core.cli.console import console
+
+        result = LocalTarget().delete(name)
+        console.print(f"stopped {result.name} ({result.url})")

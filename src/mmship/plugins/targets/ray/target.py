@@ -1,0 +1,191 @@
+"""RayTarget: plan and run a Ray Serve application for a bundle.
+
+deploy_config mapping: ``compute.min_replicas``/``max_replicas`` -> autoscaling
+``min_replicas``/``max_replicas``; an ``autoscaling.metrics`` entry of type
+``request_count`` -> ``target_ongoing_requests``; ``autoscaling.cooldown`` ->
+``downscale_delay_s``; ``serving_params`` -> the replicas' batching.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mmship import hookimpl
+from mmship.core.errors import DeployError
+from mmship.core.target import Deployment, DeployPlan, Target
+
+if TYPE_CHECKING:
+    from mmship.core.bundle import Bundle
+    from mmship.core.config import DeployConfig
+
+
+class RaySettings(BaseModel):
+    """``target:`` keys for ``name: ray``."""
+
+    @model_validator(mode="after")
+    def _look_back_exceeds_interval(self) -> RaySettings:
+        if self.look_back_period_s <= self.metrics_interval_s:
+            raise ValueError(
+                f"look_back_period_s ({self.look_back_period_s}) must be greater than metrics_interval_s "
+                f"({self.metrics_interval_s}): Ray averages load over the look-back window"
+            )
+        return self
+
+    model_config = ConfigDict(extra="forbid")
+    address: str | None = Field(None, description="an existing cluster (ray://... or host:port); default: a local loopback Ray")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    app_name: str | None = None
+    route_prefix: str = "/"
+    num_cpus: float = Field(1.0, gt=0, description="CPUs per replica")
+    target_ongoing_requests: float | None = Field(None, gt=0)
+    upscale_delay_s: float = Field(5.0, ge=0)
+    downscale_delay_s: float | None = Field(None, ge=0)
+    look_back_period_s: float = Field(30.0, gt=0, description="must exceed metrics_interval_s")
+    metrics_interval_s: float = Field(10.0, gt=0, description="how often replicas report load")
+    threads: int | None = Field(None, ge=1, description="onnxruntime threads per replica session")
+    blocking: bool | None = Field(None, description="keep the command attached (default: yes for a local Ray)")
+    work_dir: str | None = None
+
+
+#: Ray's ``target_ongoing_requests`` when neither the config nor the settings set one.
+DEFAULT_TARGET_ONGOING = 2.0
+#: ``downscale_delay_s`` when neither ``autoscaling.cooldown`` nor the settings set one.
+DEFAULT_DOWNSCALE_DELAY_S = 60.0
+
+
+def autoscaling_config(config: DeployConfig, settings: RaySettings) -> dict[str, Any]:
+    """Ray Serve ``autoscaling_config`` from the deploy config (settings override it)."""
+    compute, scaling = config.compute, config.autoscaling
+    target = settings.target_ongoing_requests or scaling.threshold("request_count") or DEFAULT_TARGET_ONGOING
+    downscale = next(
+        v for v in (settings.downscale_delay_s, scaling.cooldown, DEFAULT_DOWNSCALE_DELAY_S) if v is not None
+    )
+    return {
+        "min_replicas": compute.min_replicas,
+        "max_replicas": compute.max_replicas,
+        "initial_replicas": compute.min_replicas,
+        "target_ongoing_requests": target,
+        "upscale_delay_s": settings.upscale_delay_s,
+        "downscale_delay_s": float(downscale),
+        "look_back_period_s": settings.look_back_period_s,
+        "metrics_interval_s": settings.metrics_interval_s,
+    }
+
+
+class RayTarget(Target):
+    """mmship's runtime as a Ray Serve application, locally or on a cluster."""
+
+    name = "ray"
+    description = "Ray Serve application with autoscaling replicas (local Ray or --address)"
+    settings_model = RaySettings
+
+    settings: RaySettings
+
+    def _serving(self, bundle: Bundle, config: DeployConfig) -> dict[str, Any]:
+        serving = config.serving_params(bundle)
+        return {
+            "precision": serving.precision, "max_batch_size": serving.max_batch_size,
+            "max_delay_ms": serving.max_delay_ms, "threads": self.settings.threads,
+        }
+
+    def _options(self, bundle: Bundle, config: DeployConfig) -> dict[str, Any]:
+        scaling = autoscaling_config(config, self.settings)
+        serving = self._serving(bundle, config)
+        return {
+            "name": "mmship",
+            "autoscaling_config": scaling,
+            "max_ongoing_requests": max(16, 2 * int(serving["max_batch_size"])),
+            "ray_actor_options": {"num_cpus": self.settings.num_cpus},
+        }
+
+    def plan(self, bundle: Bundle, config: DeployConfig) -> DeployPlan:
+        self.require_graphs(bundle)
+        options = self._options(bundle, config)
+        where = self.settings.address or "a local Ray on 127.0.0.1"
+        app_name = self.settings.app_name or bundle.manifest.name
+        return DeployPlan(
+            target=self.name,
+            summary=f"Ray Serve app {app_name!r} on {where}, HTTP at http://{self.settings.host}:{self.settings.port}{self.settings.route_prefix}",
+            settings={
+                "app_name": app_name, "address": self.settings.address or "local",
+                **{f"autoscaling.{k}": v for k, v in options["autoscaling_config"].items()},
+                "max_ongoing_requests": options["max_ongoing_requests"],
+                "num_cpus_per_replica": self.settings.num_cpus,
+                **{f"serving.{k}": v for k, v in self._serving(bundle, config).items()},
+            },
+            steps=["start or join Ray", "start Serve's HTTP proxy", "deploy replicas (each warms up)", "wait until RUNNING"],
+        )
+
+    def deploy(self, bundle: Bundle, config: DeployConfig, plan: DeployPlan) -> Deployment:
+        deployment = self.start(bundle, config, plan)
+        blocking = self.settings.blocking if self.settings.blocking is not None else self.settings.address is None
+        if blocking:
+            from mmship.core.cli.console import console
+            from mmship.plugins.targets.ray.cluster import stop_ray
+
+            console.print(f"Ray Serve is answering at {deployment.url} (Ctrl-C stops it and the local Ray)")
+            try:
+                while True:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                stop_ray()
+                deployment.status = "stopped"
+        return deployment
+
+    def start(self, bundle: Bundle, config: DeployConfig, plan: DeployPlan, timeout_s: float = 300.0) -> Deployment:
+        """Deploy and return once the application is RUNNING (does not block after)."""
+        from mmship.plugins.targets.ray.cluster import start_ray
+        from mmship.plugins.targets.ray.deployment import build_application
+
+        start_ray(self.settings.address, Path(self.settings.work_dir) if self.settings.work_dir else None)
+        from ray import serve
+
+        serve.start(http_options={"host": self.settings.host, "port": self.settings.port})
+        app_name = plan.settings["app_name"]
+        settings = {k: v for k, v in self._serving(bundle, config).items() if v is not None}
+        application = build_application(str(Path(bundle.root).resolve()), settings, self._options(bundle, config))
+        serve.run(application, name=app_name, route_prefix=self.settings.route_prefix, blocking=False)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            status = serve.status().applications.get(app_name)
+            if status is not None and str(status.status).endswith("RUNNING"):
+                url = f"http://{self.settings.host}:{self.settings.port}{self.settings.route_prefix.rstrip('/')}"
+                return Deployment(self.name, app_name, url, "running")
+            if status is not None and str(status.status).endswith(("DEPLOY_FAILED", "UNHEALTHY")):
+                raise DeployError(f"Ray Serve app {app_name!r} failed: {status.message}", hint="see the Ray logs")
+            time.sleep(0.5)
+        raise DeployError(f"Ray Serve app {app_name!r} was not RUNNING within {timeout_s:.0f} s", hint="see the Ray logs")
+
+    def status(self, name: str) -> Deployment:
+        """The application's status on the cluster at ``address``."""
+        from mmship.plugins.targets.ray.cluster import start_ray
+
+        start_ray(self.settings.address)
+        from ray import serve
+
+        app = serve.status().applications.get(name)
+        if app is None:
+            raise DeployError(f"no Ray Serve application {name!r}", hint="check the name and --set address=...")
+        replicas = {d: dict(s.replica_states) for d, s in app.deployments.items()}
+        return Deployment(self.name, name, None, str(app.status), {"replicas": replicas})
+
+    def delete(self, name: str) -> Deployment:
+        """Delete the application from the cluster at ``address``."""
+        from mmship.plugins.targets.ray.cluster import start_ray
+
+        start_ray(self.settings.address)
+        from ray import serve
+
+        serve.delete(name)
+        return Deployment(self.name, name, None, "deleted")
+
+
+@hookimpl
+def mmship_register_targets(register: Any) -> None:
+    """Register the ray target."""
+    register(RayTarget)

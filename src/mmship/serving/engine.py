@@ -1,0 +1,103 @@
+"""The inference engine: a bundle's graphs at one precision, loaded through the
+inference-runtime registry (onnxruntime unless the manifest says otherwise)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mmship.core.bundle import Bundle
+from mmship.core.errors import BundleError, MmshipError
+from mmship.core.manager import get_plugin_manager
+from mmship.core.runtime import GraphSession, InferenceRuntime
+from mmship.core.specs import GraphSpec, TensorSpec
+from mmship.hardware import cpu_threads
+
+
+@dataclass
+class GraphRunner:
+    """One graph's session and its specs."""
+
+    spec: GraphSpec
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    session: GraphSession
+    runtime: str = "onnxruntime"
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.session.run({s.name: feeds[s.name] for s in self.inputs}, [s.name for s in self.outputs])
+
+
+def choose_accelerator(asked: str | None, bundle_default: str, runtime: InferenceRuntime) -> tuple[str, list[str]]:
+    """The accelerator to serve on: the one asked for (an error if it is missing), else
+    the bundle's when this machine has it, else the CPU with a note saying why."""
+    if asked is not None:
+        return asked, []
+    if bundle_default == "cpu":
+        return "cpu", []
+    try:
+        runtime.providers(bundle_default)
+    except MmshipError as exc:
+        return "cpu", [f"the bundle asks for {bundle_default!r}, serving on the CPU instead: {exc.message}"]
+    return bundle_default, []
+
+
+class Engine:
+    """Sessions for every graph of a bundle at one precision."""
+
+    def __init__(
+        self, bundle: Bundle, precision: str | None = None, threads: int | None = None, accelerator: str | None = None
+    ) -> None:
+        manifest = bundle.manifest
+        if not manifest.graphs:
+            raise BundleError(
+                f"bundle {bundle.root} carries no ONNX graphs (adapter {manifest.adapter!r} is served from its checkpoint)",
+                hint="deploy it with a target that serves Hugging Face checkpoints, e.g. --target friendli",
+            )
+        self.bundle = bundle
+        self.precision = precision or manifest.serving_params.precision
+        self.threads = threads or cpu_threads()
+        files = {g.name: manifest.graph(g.name, self.precision) for g in manifest.graph_specs}
+        runtimes = get_plugin_manager().runtimes()
+        loaded = {name: runtimes.get(name)() for name in sorted({f.runtime for f in files.values()})}
+        self.runtimes = sorted(loaded)
+        first = loaded[self.runtimes[0]]
+        self.accelerator, self.notes = choose_accelerator(accelerator, manifest.serving_params.accelerator, first)
+        specs = {s.name: s for s in (*manifest.inputs, *manifest.outputs)}
+        self.graphs: dict[str, GraphRunner] = {}
+        for graph_spec in manifest.graph_specs:
+            file = files[graph_spec.name]
+            session = loaded[file.runtime].load(
+                bundle.path(file.file), threads=self.threads, accelerator=self.accelerator,
+                options=file.runtime_options or None,
+            )
+            self.graphs[graph_spec.name] = GraphRunner(
+                spec=graph_spec,
+                inputs=[specs[n] for n in graph_spec.inputs],
+                outputs=[specs[n] for n in graph_spec.outputs],
+                session=session,
+                runtime=file.runtime,
+            )
+
+    @property
+    def input_specs(self) -> dict[str, TensorSpec]:
+        """Every graph input by name."""
+        return {s.name: s for g in self.graphs.values() for s in g.inputs}
+
+    @property
+    def output_specs(self) -> dict[str, TensorSpec]:
+        """Every graph output by name."""
+        return {s.name: s for g in self.graphs.values() for s in g.outputs}
+
+    def graphs_for(self, available: set[str]) -> list[GraphRunner]:
+        """The graphs whose inputs are all in ``available``."""
+        return [g for g in self.graphs.values() if all(s.name in available for s in g.inputs)]
+
+    def warm_up(self, batch_sizes: tuple[int, ...] = (1,)) -> None:
+        """Run every graph once per batch size so the first request is not slow."""
+        from mmship.evaluation.feeds import example_feeds
+
+        for graph in self.graphs.values():
+            for batch in batch_sizes:
+                graph(example_feeds(graph.inputs, batch=batch))

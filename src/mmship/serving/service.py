@@ -1,0 +1,213 @@
+"""The model service: request inputs -> preprocessing -> batched graphs -> outputs.
+
+Decoding, resizing and tokenizing run in a small thread pool, off the event loop and off
+the inference threads; graphs run through one :class:`DynamicBatcher` each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mmship.core.errors import InputSpecError
+from mmship.core.payload import PayloadInputs
+from mmship.payload.datatypes import v2_datatype
+from mmship.preprocess.tokens import tokenizer_pad_value
+from mmship.scoring import Scorer
+from mmship.serving.batcher import DynamicBatcher, stack_rows
+from mmship.serving.engine import Engine, GraphRunner
+from mmship.serving.metrics import ServerMetrics
+from mmship.serving.settings import ServerSettings
+from mmship.serving.validation import check_tensor
+
+HIGH_LEVEL_INPUTS = ("image", "text")
+
+
+@dataclass
+class InferResult:
+    """Outputs by name, plus which texts were truncated."""
+
+    outputs: dict[str, np.ndarray]
+    truncated: list[bool] = field(default_factory=list)
+
+
+def pad_stacker(pad_ids: dict[str, int]):
+    """A stacker padding axis 1 of the named inputs to the batch's longest row."""
+
+    def stack(items: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        longest = max(item[name].shape[1] for item in items for name in pad_ids)
+        padded = []
+        for item in items:
+            fixed = dict(item)
+            for name, pad in pad_ids.items():
+                value = item[name]
+                if value.shape[1] < longest:
+                    fill = np.full((value.shape[0], longest - value.shape[1]), pad, dtype=value.dtype)
+                    fixed[name] = np.concatenate([value, fill], axis=1)
+            padded.append(fixed)
+        return stack_rows(padded)
+
+    return stack
+
+
+class ModelService:
+    """One served model: preprocessing, batchers, scoring (:attr:`scorer`)."""
+
+    def __init__(self, engine: Engine, settings: ServerSettings, metrics: ServerMetrics) -> None:
+        from mmship.preprocess.pixels import ImagePreprocessor
+        from mmship.preprocess.tokens import TextTokenizer
+
+        self.engine = engine
+        self.settings = settings
+        self.metrics = metrics
+        manifest = engine.bundle.manifest
+        self.name = manifest.name
+        self.preprocess = manifest.preprocess
+        self.scorer = Scorer.for_manifest(manifest)
+        serving = manifest.serving_params
+        self.max_batch_size = settings.max_batch_size or serving.max_batch_size
+        self.max_delay_ms = serving.max_delay_ms if settings.max_delay_ms is None else settings.max_delay_ms
+        self.images = (
+            ImagePreprocessor(self.preprocess.image, max_pixels=settings.max_image_pixels)
+            if self.preprocess and self.preprocess.image
+            else None
+        )
+        self.tokenizer = (
+            TextTokenizer(engine.bundle.path("processor"), self.preprocess.text)
+            if self.preprocess and self.preprocess.text
+            else None
+        )
+        self.max_text_length = self.preprocess.text.max_length if self.preprocess and self.preprocess.text else None
+        self._pool = ThreadPoolExecutor(max_workers=settings.preprocess_workers, thread_name_prefix="mmship-prep")
+        self.batchers = {name: self._batcher(graph) for name, graph in engine.graphs.items()}
+
+    def _pad_ids(self, graph: GraphRunner) -> dict[str, int]:
+        """What each text input of ``graph`` is padded with: the manifest's ``pad_ids``, or for
+        bundles built before they were recorded, what the tokenizer pads each output with."""
+        text = self.preprocess.text if self.preprocess else None
+        recorded = text.pad_ids if text is not None else {}
+        pad_id = self.tokenizer.pad_id if self.tokenizer is not None else 0
+        names = [s.name for s in graph.inputs if s.modality == "text"]
+        return {n: recorded[n] if n in recorded else tokenizer_pad_value(n, pad_id) for n in names}
+
+    def _batcher(self, graph: GraphRunner) -> DynamicBatcher:
+        pad_ids = self._pad_ids(graph)
+        stacker = pad_stacker(pad_ids) if pad_ids else stack_rows
+        return DynamicBatcher(
+            graph.spec.name, graph, max_batch_size=self.max_batch_size, max_delay_ms=self.max_delay_ms,
+            max_queue_rows=self.settings.max_queue_rows, stacker=stacker, observer=self.metrics.observer(),
+        )
+
+    async def start(self) -> None:
+        """Warm up every graph (batch 1 and the max batch) and start the batchers."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.engine.warm_up, (1, min(self.max_batch_size, 8)))
+        for batcher in self.batchers.values():
+            batcher.start()
+
+    async def stop(self) -> None:
+        """Drain the batchers and stop the preprocessing pool."""
+        for batcher in self.batchers.values():
+            await batcher.stop()
+        self._pool.shutdown(wait=True)
+
+    # --- inputs ---------------------------------------------------------------------
+
+    def metadata_inputs(self) -> list[dict[str, Any]]:
+        """v2 metadata: raw tensor inputs plus the high-level BYTES inputs."""
+        specs = [
+            {"name": s.name, "datatype": v2_datatype(s.dtype), "shape": s.shape}
+            for s in self.engine.input_specs.values()
+        ]
+        if self.images is not None:
+            specs.append({"name": "image", "datatype": "BYTES", "shape": [-1]})
+        if self.tokenizer is not None:
+            specs.append({"name": "text", "datatype": "BYTES", "shape": [-1]})
+        return specs
+
+    async def _features(self, inputs: PayloadInputs) -> tuple[dict[str, np.ndarray], list[bool]]:
+        specs = self.engine.input_specs
+        unknown = sorted(set(inputs.tensors) - set(specs))
+        if unknown:
+            accepted = sorted(specs) + [n for n, ok in (("image", self.images), ("text", self.tokenizer)) if ok]
+            raise InputSpecError(
+                f"unknown input {', '.join(repr(u) for u in unknown)}; model {self.name!r} takes {', '.join(accepted)}",
+                hint="rename the input, or check GET /v2/models/" + self.name,
+            )
+        feeds = {name: check_tensor(specs[name], value, self.max_text_length) for name, value in inputs.tensors.items()}
+        loop = asyncio.get_running_loop()
+        truncated: list[bool] = []
+        jobs = []
+        if inputs.images:
+            if self.images is None:
+                raise InputSpecError(f"model {self.name!r} takes no images", hint="send only texts")
+            if any(s.modality == "image" and s.name in feeds for s in specs.values()):
+                raise InputSpecError("send images either as 'image' or as 'pixel_values', not both", hint="drop one")
+            jobs.append(loop.run_in_executor(self._pool, self.images, inputs.images))
+        if inputs.texts:
+            if self.tokenizer is None:
+                raise InputSpecError(f"model {self.name!r} takes no texts", hint="send only images")
+            jobs.append(loop.run_in_executor(self._pool, self.tokenizer, inputs.texts))
+        results = await asyncio.gather(*jobs)
+        index = 0
+        if inputs.images:
+            pixels = results[index]
+            index += 1
+            for spec in specs.values():
+                if spec.modality == "image":
+                    feeds[spec.name] = pixels
+        if inputs.texts:
+            tokens = results[index]
+            truncated = list(tokens.truncated)
+            for spec in specs.values():
+                if spec.modality == "text" and spec.name in tokens.arrays:
+                    feeds[spec.name] = tokens.arrays[spec.name]
+        if any(s.modality == "text" for s in specs.values()) and "input_ids" in feeds and "attention_mask" in specs:
+            feeds.setdefault("attention_mask", np.ones_like(feeds["input_ids"]))
+        return feeds, truncated
+
+    def _plan(self, feeds: dict[str, np.ndarray], requested: list[str]) -> list[GraphRunner]:
+        runnable = self.engine.graphs_for(set(feeds))
+        single = [g for g in runnable if len({s.modality for s in g.inputs}) == 1]
+        chosen = [
+            g for g in runnable
+            if g in single or not single or any(o.name in requested for o in g.outputs)
+        ]
+        if not chosen:
+            needs = "; ".join(f"{g.spec.name}: {', '.join(s.name for s in g.inputs)}" for g in self.engine.graphs.values())
+            raise InputSpecError(
+                f"the inputs sent ({', '.join(sorted(feeds)) or 'none'}) run none of model {self.name!r}'s graphs ({needs})",
+                hint="send 'image' and/or 'text' (or the raw tensors a graph needs)",
+            )
+        for graph in chosen:
+            sizes = {feeds[s.name].shape[0] for s in graph.inputs}
+            if len(sizes) > 1:
+                raise InputSpecError(
+                    f"graph {graph.spec.name!r} pairs its inputs row by row, but their batch sizes differ: {sorted(sizes)}",
+                    hint="send as many texts as images",
+                )
+        return chosen
+
+    async def infer(self, inputs: PayloadInputs, requested: list[str] | None = None) -> InferResult:
+        """Run the graphs the inputs allow; add the model's image-text logits (the bundle's
+        ``scoring``, served as ``logits_per_image``) when images and texts were both sent."""
+        if not (inputs.images or inputs.texts or inputs.tensors):
+            raise InputSpecError("the request has no inputs", hint="send at least one image or text")
+        requested = requested or []
+        feeds, truncated = await self._features(inputs)
+        graphs = self._plan(feeds, requested)
+        timeout = self.settings.request_timeout_s
+        results = await asyncio.gather(
+            *(self.batchers[g.spec.name].submit({s.name: feeds[s.name] for s in g.inputs}, timeout) for g in graphs)
+        )
+        outputs: dict[str, np.ndarray] = {}
+        for result in results:
+            outputs.update(result)
+        self.scorer.add_logits(outputs)
+        if truncated and any(truncated):
+            self.metrics.truncated.inc(sum(truncated))
+        return InferResult(outputs, truncated)

@@ -1,0 +1,64 @@
+"""Checks of raw tensors sent by clients against the model's input specs.
+
+Every error names what was expected, what came and the fix; the seed's classic, a
+channels-last image, gets its own message.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mmship.core.errors import InputSpecError
+from mmship.core.specs import TensorSpec
+from mmship.payload.datatypes import v2_datatype
+
+
+def _shape(values: list[int] | tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(v) for v in values) + "]"
+
+
+def check_tensor(spec: TensorSpec, value: np.ndarray, max_length: int | None = None) -> np.ndarray:
+    """Validate ``value`` against ``spec``; returns it cast to the spec's dtype."""
+    expected = _shape(spec.shape)
+    got = _shape(value.shape)
+    if value.ndim != len(spec.shape):
+        raise InputSpecError(
+            f"Expected input '{spec.name}' to have shape {expected} but got {got}: it has {value.ndim} "
+            f"dimensions, the model takes {len(spec.shape)}",
+            hint=f"reshape '{spec.name}' to {expected} (-1 is any size; axis 0 is the batch)",
+        )
+    if value.shape[0] == 0:
+        raise InputSpecError(
+            f"input '{spec.name}' has an empty batch (shape {got})", hint="send at least one item"
+        )
+    if spec.layout == "NCHW" and value.ndim == 4:
+        channels = spec.shape[1]
+        if value.shape[1] != channels and value.shape[3] == channels:
+            raise InputSpecError(
+                f"Expected input '{spec.name}' to have shape {expected} but got {got}: the image is "
+                "channels-last",
+                hint="transpose to NCHW (array.transpose(0, 3, 1, 2)) or send the encoded image as 'image'",
+            )
+    for axis, (want, have) in enumerate(zip(spec.shape, value.shape)):
+        if want != -1 and want != have:
+            raise InputSpecError(
+                f"Expected input '{spec.name}' to have shape {expected} but got {got}: axis {axis} must be {want}",
+                hint="send the encoded image as 'image' so the server resizes it"
+                if spec.modality == "image"
+                else f"resize axis {axis} to {want}",
+            )
+    if max_length is not None and spec.modality == "text" and value.ndim == 2 and value.shape[1] > max_length:
+        raise InputSpecError(
+            f"input '{spec.name}' has {value.shape[1]} tokens; the model takes at most {max_length}",
+            hint=f"truncate to {max_length} tokens, or send the raw text as 'text' (truncated for you)",
+        )
+    dtype = np.dtype(spec.dtype)
+    if value.dtype != dtype:
+        same_kind = np.issubdtype(value.dtype, np.integer) == np.issubdtype(dtype, np.integer)
+        if not same_kind:
+            raise InputSpecError(
+                f"input '{spec.name}' must be {v2_datatype(spec.dtype)}, got {v2_datatype(value.dtype)}",
+                hint=f"send '{spec.name}' with datatype {v2_datatype(spec.dtype)}",
+            )
+        value = value.astype(dtype)
+    return value

@@ -1,0 +1,187 @@
+"""The dynamic batcher: batches form under load, deadlines, bounded queue, isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from mmship.serving.batcher import (
+    BatchObserver,
+    DeadlineExceededError,
+    DynamicBatcher,
+    QueueFullError,
+)
+from mmship.serving.service import pad_stacker
+
+
+def doubler(batches: list[int], delay: float = 0.0):
+    def run(feeds):
+        batches.append(len(feeds["x"]))
+        if delay:
+            time.sleep(delay)
+        if np.any(feeds["x"] < 0):
+            raise ValueError("negative input")
+        return {"y": feeds["x"] * 2}
+
+    return run
+
+
+def run_async(coro):
+    return asyncio.run(coro)
+
+
+def test_concurrent_requests_share_batches_and_get_their_own_rows():
+    batches: list[int] = []
+
+    async def main():
+        batcher = DynamicBatcher("g", doubler(batches, delay=0.02), max_batch_size=8, max_delay_ms=20)
+        batcher.start()
+        results = await asyncio.gather(*(batcher.submit({"x": np.array([[i]], np.float32)}, 5) for i in range(16)))
+        await batcher.stop()
+        return results
+
+    results = run_async(main())
+    assert [float(r["y"][0, 0]) for r in results] == [2.0 * i for i in range(16)]
+    assert max(batches) > 1, batches
+    assert max(batches) <= 8
+    assert sum(batches) == 16
+
+
+def test_single_request_is_not_held_longer_than_max_delay():
+    batches: list[int] = []
+
+    async def main():
+        batcher = DynamicBatcher("g", doubler(batches), max_batch_size=32, max_delay_ms=5)
+        batcher.start()
+        start = time.perf_counter()
+        await batcher.submit({"x": np.ones((1, 1), np.float32)}, 5)
+        took = time.perf_counter() - start
+        await batcher.stop()
+        return took
+
+    assert run_async(main()) < 0.5
+    assert batches == [1]
+
+
+def test_bad_request_in_a_batch_fails_only_itself():
+    batches: list[int] = []
+
+    async def main():
+        batcher = DynamicBatcher("g", doubler(batches, delay=0.01), max_batch_size=8, max_delay_ms=30)
+        batcher.start()
+        values = [1, 2, -1, 3]
+        results = await asyncio.gather(
+            *(batcher.submit({"x": np.array([[v]], np.float32)}, 5) for v in values), return_exceptions=True
+        )
+        await batcher.stop()
+        return results
+
+    results = run_async(main())
+    assert isinstance(results[2], ValueError)
+    assert [float(r["y"][0, 0]) for i, r in enumerate(results) if i != 2] == [2.0, 4.0, 6.0]
+
+
+def test_queue_full_raises_with_retry_after():
+    gate = threading.Event()
+
+    def slow(feeds):
+        gate.wait(5)
+        return {"y": feeds["x"]}
+
+    async def main():
+        batcher = DynamicBatcher("g", slow, max_batch_size=1, max_delay_ms=0, max_queue_rows=2)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.submit({"x": np.ones((1, 1))}, 5))
+        await asyncio.sleep(0.05)  # the first is running; two more fill the queue
+        waiting = [asyncio.ensure_future(batcher.submit({"x": np.ones((1, 1))}, 5)) for _ in range(2)]
+        await asyncio.sleep(0.01)
+        with pytest.raises(QueueFullError) as info:
+            await batcher.submit({"x": np.ones((1, 1))}, 5)
+        gate.set()
+        await asyncio.gather(first, *waiting)
+        await batcher.stop()
+        return info.value
+
+    error = run_async(main())
+    assert error.retry_after > 0
+    assert "queue is full" in str(error)
+
+
+def test_deadline_exceeded():
+    gate = threading.Event()
+
+    def slow(feeds):
+        gate.wait(5)
+        return {"y": feeds["x"]}
+
+    async def main():
+        batcher = DynamicBatcher("g", slow, max_batch_size=1, max_delay_ms=0)
+        batcher.start()
+        with pytest.raises(DeadlineExceededError):
+            await batcher.submit({"x": np.ones((1, 1))}, 0.1)
+        gate.set()
+        await batcher.stop()
+
+    run_async(main())
+
+
+def test_observer_sees_batch_sizes_and_queue_depth():
+    seen: list[int] = []
+    depths: list[int] = []
+    observer = BatchObserver(on_batch=lambda g, rows, s: seen.append(rows), on_queue_depth=lambda g, d: depths.append(d))
+
+    async def main():
+        batcher = DynamicBatcher("g", doubler([], delay=0.01), max_batch_size=4, max_delay_ms=10, observer=observer)
+        batcher.start()
+        await asyncio.gather(*(batcher.submit({"x": np.ones((1, 1), np.float32)}, 5) for _ in range(8)))
+        await batcher.stop()
+
+    run_async(main())
+    assert sum(seen) == 8 and max(seen) > 1
+    assert max(depths) >= 1 and depths[-1] == 0
+
+
+def test_pad_stacker_pads_text_to_the_longest_row():
+    stack = pad_stacker({"input_ids": 7, "attention_mask": 0})
+    a = {"input_ids": np.array([[1, 2, 3]]), "attention_mask": np.array([[1, 1, 1]])}
+    b = {"input_ids": np.array([[4, 5]]), "attention_mask": np.array([[1, 1]])}
+    out = stack([a, b])
+    assert out["input_ids"].tolist() == [[1, 2, 3], [4, 5, 7]]
+    assert out["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+
+
+def test_lone_request_does_not_wait_for_company_when_idle():
+    async def main():
+        batcher = DynamicBatcher("g", doubler([]), max_batch_size=32, max_delay_ms=800)
+        batcher.start()
+        took = []
+        for _ in range(3):
+            start = time.perf_counter()
+            await batcher.submit({"x": np.ones((1, 1), np.float32)}, 5)
+            took.append(time.perf_counter() - start)
+        await batcher.stop()
+        return took
+
+    assert max(run_async(main())) < 0.4  # far below the 0.8 s max delay
+
+
+def test_under_load_the_batcher_waits_to_fill_batches():
+    batches: list[int] = []
+
+    async def main():
+        batcher = DynamicBatcher("g", doubler(batches, delay=0.005), max_batch_size=64, max_delay_ms=50)
+        batcher.start()
+
+        async def client(i):
+            await asyncio.sleep(0.002 * i)  # arrivals spread over 64 ms
+            return await batcher.submit({"x": np.ones((1, 1), np.float32)}, 5)
+
+        await asyncio.gather(*(client(i) for i in range(32)))
+        await batcher.stop()
+
+    run_async(main())
+    assert len(batches) < 16, batches

@@ -1,0 +1,137 @@
+"""The ray target: config mapping, and a real 2-replica deployment on a loopback Ray."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+
+import httpx
+import pytest
+
+from mmship.core.bundle import Bundle
+from mmship.core.config import DeployConfig
+from mmship.plugins.targets.ray.target import RaySettings, RayTarget, autoscaling_config
+from tests.helpers.servers import free_port
+
+
+def deploy_config(min_replicas: int, max_replicas: int, metrics=(), cooldown=None) -> DeployConfig:
+    return DeployConfig.model_validate({
+        "compute": {"min_replicas": min_replicas, "max_replicas": max_replicas},
+        "autoscaling": {"metrics": list(metrics), "cooldown": cooldown},
+        "model": {"name": "tiny-clip", "serving_params": {"precision": "int8", "max_batch_size": 16, "max_delay_ms": 5.0}},
+    })
+
+
+def test_autoscaling_is_mapped_from_the_deploy_config():
+    config = deploy_config(1, 5, [{"type": "cpu_utilization", "threshold": "60%"}, {"type": "request_count", "threshold": 8}], cooldown="5m")
+    scaling = autoscaling_config(config, RaySettings())
+    assert scaling["min_replicas"] == 1 and scaling["max_replicas"] == 5
+    assert scaling["target_ongoing_requests"] == 8.0
+    assert scaling["downscale_delay_s"] == 300.0
+
+
+def test_autoscaling_defaults_and_settings_override_the_config():
+    scaling = autoscaling_config(DeployConfig.defaults("tiny"), RaySettings())
+    assert (scaling["min_replicas"], scaling["max_replicas"]) == (1, 1)
+    assert scaling["target_ongoing_requests"] == 2.0 and scaling["downscale_delay_s"] == 60.0
+    config = deploy_config(1, 3, [{"type": "request_count", "threshold": 8}], cooldown=300)
+    scaling = autoscaling_config(config, RaySettings(target_ongoing_requests=3, downscale_delay_s=10))
+    assert scaling["target_ongoing_requests"] == 3 and scaling["downscale_delay_s"] == 10.0
+
+
+def test_plan_lists_every_mapped_setting(tiny_clip_bundle):
+    target = RayTarget(RaySettings(port=8123))
+    plan = target.plan(Bundle.load(tiny_clip_bundle), deploy_config(2, 3))
+    assert plan.settings["autoscaling.min_replicas"] == 2
+    assert plan.settings["autoscaling.max_replicas"] == 3
+    assert plan.settings["max_ongoing_requests"] >= 16
+    assert "127.0.0.1:8123" in plan.summary
+
+
+@pytest.mark.network
+def test_two_replicas_serve_embed_on_loopback(tiny_clip_bundle, tmp_path, monkeypatch):
+    from mmship.plugins.targets.ray.cluster import stop_ray
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # restored after: start_ray points HOME at its own folder
+    for key in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_USAGE_STATS_ENABLED", "RAY_AUTH_MODE"):
+        monkeypatch.delenv(key, raising=False)
+    port = free_port()
+    # Ray's socket paths live under work_dir and must stay under 107 bytes: a short folder
+    work_dir = tempfile.mkdtemp(prefix="mr-", dir="/tmp")
+    target = RayTarget(RaySettings(port=port, work_dir=work_dir, num_cpus=0.5, blocking=False, threads=1))
+    bundle = Bundle.load(tiny_clip_bundle)
+    config = deploy_config(2, 2)
+    plan = target.plan(bundle, config)
+    try:
+        deployment = target.start(bundle, config, plan, timeout_s=180)
+        assert deployment.status == "running"
+        answers = [httpx.post(f"{deployment.url}/embed", json={"texts": [f"a photo {i}"]}, timeout=60) for i in range(6)]
+        assert all(a.status_code == 200 for a in answers), answers[0].text
+        assert len(answers[0].json()["text_embeds"][0]) == answers[0].json()["dim"]
+        status = target.status(deployment.name)
+        running = sum(states.get("RUNNING", 0) for states in status.details["replicas"].values())
+        assert running == 2
+        import psutil
+
+        listeners = [c for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == port]
+        assert listeners and all(c.laddr.ip in ("127.0.0.1", "::1") for c in listeners)
+    finally:
+        stop_ray()
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def test_look_back_must_exceed_the_metrics_interval():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="look_back_period_s"):
+        RaySettings(look_back_period_s=5, metrics_interval_s=10)
+
+
+@pytest.mark.network
+def test_load_scales_one_replica_to_two(tiny_clip_bundle, tmp_path, monkeypatch):
+    """Autoscaling from the deploy config: 1 replica at rest, 2 under sustained load."""
+    import threading
+    import time
+
+    from mmship.plugins.targets.ray.cluster import stop_ray
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    port = free_port()
+    work_dir = tempfile.mkdtemp(prefix="mr-", dir="/tmp")
+    target = RayTarget(RaySettings(
+        port=port, work_dir=work_dir, num_cpus=0.5, blocking=False, threads=1, target_ongoing_requests=1,
+        upscale_delay_s=0.5, look_back_period_s=1.0, metrics_interval_s=0.25,
+    ))
+    bundle = Bundle.load(tiny_clip_bundle)
+    config = deploy_config(1, 2)
+    try:
+        deployment = target.start(bundle, config, target.plan(bundle, config), timeout_s=180)
+
+        def running() -> int:
+            replicas = target.status(deployment.name).details["replicas"]
+            return sum(states.get("RUNNING", 0) for states in replicas.values())
+
+        assert running() == 1
+        stop = threading.Event()
+
+        def load() -> None:
+            with httpx.Client(timeout=60) as client:
+                while not stop.is_set():
+                    client.post(f"{deployment.url}/embed", json={"texts": ["a photo of a cat"] * 8})
+
+        workers = [threading.Thread(target=load) for _ in range(8)]
+        for worker in workers:
+            worker.start()
+        deadline = time.monotonic() + 60
+        try:
+            while running() < 2 and time.monotonic() < deadline:
+                time.sleep(0.5)
+            scaled = running()
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join(timeout=60)
+        assert scaled == 2
+    finally:
+        stop_ray()
+        shutil.rmtree(work_dir, ignore_errors=True)
