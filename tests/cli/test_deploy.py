@@ -283,3 +283,16 @@ def test_the_token_is_not_sent_over_plain_http_to_another_host(weights_bundle, f
     assert code == 1 and "plain http" in err and "base_url" in err
     assert friendli_env.requests == []
 
+
+def test_mmship_invoke_refuses_a_base_url_the_token_must_not_go_to(friendli_env, capsys, monkeypatch):
+    monkeypatch.setenv("FRIENDLI_BASE_URL", "http://api.example.com")
+    code, out, err = run(capsys, "invoke", "friendli://ep-1", "--text", "hi")
+    assert code == 1 and "$FRIENDLI_BASE_URL: base_url uses plain http" in err and "Fix:" in err
+    assert friendli_env.requests == []
+
+
+def test_mmship_invoke_refuses_a_timeout_that_is_not_positive(friendli_env, capsys, monkeypatch):
+    monkeypatch.setenv("FRIENDLI_BASE_URL", friendli_env.url)
+    code, _, err = run(capsys, "invoke", "friendli://ep-1", "--text", "hi", "--timeout", "0")
+    assert code == 1 and "--timeout must be above 0 seconds, got 0" in err
+    assert friendli_env.requests == []

@@ -21,7 +21,7 @@ from mmship import hookimpl
 from mmship.core.errors import DeployError
 from mmship.core.target import Deployment, DeployPlan, Target, TargetOption
 from mmship.plugins.targets.friendli import lookup
-from mmship.plugins.targets.friendli.auth import DEFAULT_BASE_URL, read_token
+from mmship.plugins.targets.friendli.auth import DEFAULT_BASE_URL, base_url_problem, read_token
 from mmship.plugins.targets.friendli.client import BASE_URL_ENV, FriendliAPIError, FriendliClient
 from mmship.plugins.targets.friendli.lookup import LIVE_THEN_GONE, Endpoint
 from mmship.plugins.targets.friendli.mapping import (
@@ -75,8 +75,17 @@ class FriendliTarget(Target):
     @classmethod
     def for_url(cls, timeout_s: float) -> FriendliTarget:
         """The target ``mmship invoke friendli://ID`` uses: the API at ``$FRIENDLI_BASE_URL``
-        (default https://api.friendli.ai), ``timeout_s`` per request."""
+        (default https://api.friendli.ai), ``timeout_s`` (> 0) per request; an address the
+        token must not go to is refused (without repeating it)."""
         base_url = os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+        problem = base_url_problem(base_url)
+        if problem is not None:
+            raise DeployError(
+                f"${BASE_URL_ENV}: {problem}",
+                hint=f"unset {BASE_URL_ENV} to use {DEFAULT_BASE_URL}, or set it to an https:// URL",
+            )
+        if not timeout_s > 0:
+            raise DeployError(f"--timeout must be above 0 seconds, got {timeout_s:g}", hint="pass e.g. --timeout 60")
         return cls(FriendliSettings(base_url=base_url, request_timeout_s=timeout_s))
 
     # --- helpers -------------------------------------------------------------------------
