@@ -36,7 +36,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mmship.core.errors import RequestFieldError
+from mmship.core.errors import InputSpecError, RequestFieldError
 from mmship.payload.images import check_encoded_image
 
 #: Resolves a host and port to IP address strings (tests replace it to play DNS).
@@ -133,6 +133,14 @@ def _refuse(url: str, why: str, hint: str) -> RequestFieldError:
     return RequestFieldError(f"image URL {shown!r}: {why}", hint=hint, field="input", code="invalid_image_url")
 
 
+def _image(data: bytes, url: str) -> bytes:
+    """``data`` when it is an encoded image (the decoder checks it further)."""
+    try:
+        return check_encoded_image(data, "the file")
+    except InputSpecError as exc:
+        raise _refuse(url, exc.message, "link a JPEG, PNG or WebP file") from None
+
+
 class UrlFetcher:
     """Fetches image files under :class:`UrlFetchSettings`."""
 
@@ -185,7 +193,7 @@ class UrlFetcher:
                 except httpx.HTTPError as exc:
                     raise _refuse(url, f"the fetch failed ({type(exc).__name__}: {exc})", "check the URL") from None
                 if isinstance(location, bytes):
-                    return check_encoded_image(location, f"the file at {url!r}")
+                    return _image(location, url)
                 current = urljoin(current, location)
         raise _refuse(url, f"more than {self.settings.max_redirects} redirects", "link the image's final address")
 
