@@ -40,7 +40,8 @@ class TokenIdPacker:
         bare.no_padding()
         bare.no_truncation()
         self.tokenizer = tokenizer
-        self.vocab_size = int(bare.get_vocab_size(with_added_tokens=True))
+        #: One past the tokenizer's largest id (added tokens included).
+        self.vocab_size = max(bare.get_vocab(with_added_tokens=True).values()) + 1
         self.prefix, self.suffix = _special_tokens(bare)
 
     def _body(self, ids: list[int]) -> list[int]:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mmship.core.errors import RequestFieldError
+from mmship.core.errors import InputSpecError, RequestFieldError
 from mmship.core.payload import EmbedItem
 from mmship.payload.images import decode_image_text
 
@@ -79,7 +79,10 @@ def image_item(value: object, where: str) -> EmbedItem:
     """An image given as a URL (fetched later, if allowed), a data URI or bare base64."""
     if isinstance(value, str) and value.strip().lower().startswith(URL_SCHEMES):
         return EmbedItem("image_url", value.strip())
-    return EmbedItem.image(decode_image_text(value, where))
+    try:
+        return EmbedItem.image(decode_image_text(value, where))
+    except InputSpecError as exc:
+        raise RequestFieldError(exc.message, hint=exc.hint, field=where.split("[")[0]) from None
 
 
 def _is_token_ids(value: object) -> bool:
