@@ -58,7 +58,7 @@ def test_truncation_and_padding_sides_follow_the_tokenizer(tmp_path, bert_tokeni
 def test_ids_outside_the_vocabulary_and_overlong_arrays_are_refused(clip_tokenizer_dir):
     tokenizer = TextTokenizer(clip_tokenizer_dir, TextPreprocessSpec(max_length=8, truncation=False))
     packer = TokenIdPacker(clip_tokenizer_dir, tokenizer)
-    for bad in (-1, packer.vocab_size, 100_257):
+    for bad in (-1, packer.vocab_size, 100_257, 2**70):
         with pytest.raises(RequestFieldError, match=f"token id {bad}; this model's vocabulary is ids 0..") as info:
             packer.pack([[1, 2], [3, bad]])
         assert info.value.field == "input" and "input[1]" in info.value.message

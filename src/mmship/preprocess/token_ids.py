@@ -44,11 +44,26 @@ class TokenIdPacker:
         self.vocab_size = max(bare.get_vocab(with_added_tokens=True).values()) + 1
         self.prefix, self.suffix = _special_tokens(bare)
 
-    def _body(self, ids: list[int]) -> list[int]:
+    def _body(self, ids: np.ndarray) -> np.ndarray:
         """``ids`` without the model's special tokens when it already has them."""
         p, s = self.prefix, self.suffix
-        if (p or s) and len(ids) >= len(p) + len(s) and ids[: len(p)] == p and ids[len(ids) - len(s):] == s:
+        if (p or s) and len(ids) >= len(p) + len(s) and ids[: len(p)].tolist() == p and ids[len(ids) - len(s):].tolist() == s:
             return ids[len(p): len(ids) - len(s)]
+        return ids
+
+    def _ids(self, sequence: Sequence[int], where: str) -> np.ndarray:
+        """One array as int64, every id checked against the vocabulary."""
+        try:
+            ids = np.asarray(sequence, dtype=np.int64).reshape(-1)
+        except (OverflowError, TypeError, ValueError):
+            ids = np.asarray([-1])
+        outside = (ids < 0) | (ids >= self.vocab_size)
+        if outside.any():
+            bad = sequence[int(np.argmax(outside))] if len(sequence) == len(ids) else "outside int64"
+            raise RequestFieldError(
+                f"{where} has token id {bad}; this model's vocabulary is ids 0..{self.vocab_size - 1}",
+                hint=_NOT_OURS_HINT, field="input",
+            )
         return ids
 
     def pack(self, sequences: Sequence[Sequence[int]], where: str = "input") -> TokenizedTexts:
@@ -60,17 +75,12 @@ class TokenIdPacker:
         spec = self.tokenizer.spec
         settings = self.tokenizer.settings
         capacity = spec.max_length - len(self.prefix) - len(self.suffix)
-        rows: list[list[int]] = []
+        prefix = np.asarray(self.prefix, dtype=np.int64)
+        suffix = np.asarray(self.suffix, dtype=np.int64)
+        rows: list[np.ndarray] = []
         truncated: list[bool] = []
         for i, sequence in enumerate(sequences):
-            ids = [int(v) for v in sequence]
-            bad = next((v for v in ids if not 0 <= v < self.vocab_size), None)
-            if bad is not None:
-                raise RequestFieldError(
-                    f"{where}[{i}] has token id {bad}; this model's vocabulary is ids 0..{self.vocab_size - 1}",
-                    hint=_NOT_OURS_HINT, field="input",
-                )
-            body = self._body(ids)
+            body = self._body(self._ids(sequence, f"{where}[{i}]"))
             cut = len(body) > capacity
             if cut and not spec.truncation:
                 raise RequestFieldError(
@@ -79,7 +89,7 @@ class TokenIdPacker:
                 )
             if cut:
                 body = body[len(body) - capacity:] if settings.truncation_side == "left" else body[:capacity]
-            rows.append([*self.prefix, *body, *self.suffix])
+            rows.append(np.concatenate([prefix, body, suffix]))
             truncated.append(cut)
         width = spec.max_length if spec.padding == "max_length" else max(len(r) for r in rows)
         ids_array = np.full((len(rows), width), self.tokenizer.pad_id, dtype=np.int64)

@@ -102,7 +102,7 @@ class ItemEmbedder:
         outputs = self._check(service, items)
         size = self._dimensions(service, decoded.inputs.options.get(OPTION_DIMENSIONS))
         token_rows = [list(item.value) for item in items if item.kind == "tokens"]  # type: ignore[arg-type]
-        packed = self._packer(service).pack(token_rows) if token_rows else None
+        packed = await asyncio.to_thread(self._packer(service).pack, token_rows) if token_rows else None
         texts = [str(item.value) for item in items if item.kind == "text"]
         images = await self._images(items)
         jobs = []

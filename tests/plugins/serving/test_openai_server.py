@@ -250,3 +250,19 @@ def test_dimensions_cut_and_renormalise_where_the_model_allows_it(matryoshka_bun
                 client.embeddings.create(model=name, input=TEXTS, dimensions=12)
             assert "Matryoshka sizes [8, 16]" in info.value.message
             assert client.models.retrieve(name).model_extra["matryoshka_dimensions"] == MATRYOSHKA
+
+
+def test_mmships_client_speaks_the_openai_codec(server, name, reference):
+    from mmship.client import Client, ServerError
+    from mmship.core.payload import EmbedItem, ItemEmbeddings, PayloadInputs
+
+    with Client(server, api_key=KEY) as client:
+        items = [EmbedItem.image(CAT), EmbedItem.text(TEXTS[0])]
+        answer = client.call(PayloadInputs(items=items), "openai")
+        assert isinstance(answer, ItemEmbeddings) and answer.model == name and answer.prompt_tokens > 0
+        np.testing.assert_allclose(answer.embeddings, np.stack([reference["images"][0], reference["texts"][0]]), atol=1e-6)
+        with pytest.raises(ServerError) as info:
+            client.call(PayloadInputs(texts=["a"], model="nope"), "openai")
+        assert info.value.status == 404 and "the model 'nope' does not exist here" in info.value.message
+    schema = httpx.get(f"{server}/openapi.json", headers=AUTH)
+    assert schema.status_code == 200 and "/v1/embeddings" in schema.json()["paths"]
