@@ -55,11 +55,11 @@ class TokenIdPacker:
         """One array as int64, every id checked against the vocabulary."""
         try:
             ids = np.asarray(sequence, dtype=np.int64).reshape(-1)
-        except (OverflowError, TypeError, ValueError):
-            ids = np.asarray([-1])
-        outside = (ids < 0) | (ids >= self.vocab_size)
-        if outside.any():
-            bad = sequence[int(np.argmax(outside))] if len(sequence) == len(ids) else "outside int64"
+            outside = (ids < 0) | (ids >= self.vocab_size)
+            bad = sequence[int(np.argmax(outside))] if outside.any() else None
+        except (OverflowError, TypeError, ValueError):  # past int64: find it the slow way
+            bad = next((v for v in sequence if not 0 <= v < self.vocab_size), sequence[0])
+        if bad is not None:
             raise RequestFieldError(
                 f"{where} has token id {bad}; this model's vocabulary is ids 0..{self.vocab_size - 1}",
                 hint=_NOT_OURS_HINT, field="input",
