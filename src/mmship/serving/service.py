@@ -33,6 +33,8 @@ class InferResult:
 
     outputs: dict[str, np.ndarray]
     truncated: list[bool] = field(default_factory=list)
+    #: Tokens each text took, special tokens included, padding not.
+    text_tokens: list[int] = field(default_factory=list)
 
 
 def pad_stacker(pad_ids: dict[str, int]):
@@ -129,7 +131,7 @@ class ModelService:
             specs.append({"name": "text", "datatype": "BYTES", "shape": [-1]})
         return specs
 
-    async def _features(self, inputs: PayloadInputs) -> tuple[dict[str, np.ndarray], list[bool]]:
+    async def _features(self, inputs: PayloadInputs) -> tuple[dict[str, np.ndarray], list[bool], list[int]]:
         specs = self.engine.input_specs
         unknown = sorted(set(inputs.tensors) - set(specs))
         if unknown:
@@ -141,6 +143,7 @@ class ModelService:
         feeds = {name: check_tensor(specs[name], value, self.max_text_length) for name, value in inputs.tensors.items()}
         loop = asyncio.get_running_loop()
         truncated: list[bool] = []
+        text_tokens: list[int] = []
         jobs = []
         if inputs.images:
             if self.images is None:
@@ -163,12 +166,13 @@ class ModelService:
         if inputs.texts:
             tokens = results[index]
             truncated = list(tokens.truncated)
+            text_tokens = [int(n) for n in tokens.attention_mask.sum(axis=1)]
             for spec in specs.values():
                 if spec.modality == "text" and spec.name in tokens.arrays:
                     feeds[spec.name] = tokens.arrays[spec.name]
         if any(s.modality == "text" for s in specs.values()) and "input_ids" in feeds and "attention_mask" in specs:
             feeds.setdefault("attention_mask", np.ones_like(feeds["input_ids"]))
-        return feeds, truncated
+        return feeds, truncated, text_tokens
 
     def _plan(self, feeds: dict[str, np.ndarray], requested: list[str]) -> list[GraphRunner]:
         runnable = self.engine.graphs_for(set(feeds))
@@ -198,7 +202,7 @@ class ModelService:
         if not (inputs.images or inputs.texts or inputs.tensors):
             raise InputSpecError("the request has no inputs", hint="send at least one image or text")
         requested = requested or []
-        feeds, truncated = await self._features(inputs)
+        feeds, truncated, text_tokens = await self._features(inputs)
         graphs = self._plan(feeds, requested)
         timeout = self.settings.request_timeout_s
         results = await asyncio.gather(
@@ -210,4 +214,4 @@ class ModelService:
         self.scorer.add_logits(outputs)
         if truncated and any(truncated):
             self.metrics.truncated.inc(sum(truncated))
-        return InferResult(outputs, truncated)
+        return InferResult(outputs, truncated, text_tokens)
