@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 #: Shared fixtures: the HTTP API stub (``stub_server``, ``stub``) for client/invoke/bench
-#: tests; the deploy-target fixtures (bundles, the fake FriendliAI API, ``vlm_folder``).
-pytest_plugins = ["tests.helpers.stub_server", "tests.plugins.targets.fixtures"]
+#: tests; the deploy-target fixtures (bundles, the fake FriendliAI API, ``vlm_folder``);
+#: the record of which hooks the tests call (``hook_calls``, read by tests/core/test_hookspecs.py).
+pytest_plugins = ["tests.helpers.stub_server", "tests.plugins.targets.fixtures", "tests.helpers.hook_calls", "pytester"]
 
 # huggingface_hub reads this once, when it is first imported: set it before any test does.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -52,6 +53,22 @@ def tiny_fusion_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.helpers.tiny_models import make_tiny_fusion
 
     return make_tiny_fusion(tmp_path_factory.mktemp("tiny-fusion"))
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight SigLIP folder (model + SiglipProcessor files, fast tokenizer)."""
+    from tests.helpers.tiny_models import make_tiny_siglip
+
+    return make_tiny_siglip(tmp_path_factory.mktemp("tiny-siglip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip_bundle(tiny_siglip_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle (fp32 + int8) built from the tiny SigLIP through the real build pipeline."""
+    from tests.helpers.bundles import build_bundle
+
+    return build_bundle(tiny_siglip_dir, tmp_path_factory.mktemp("bundles") / "tiny-siglip", precisions=("fp32", "int8"))
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,9 @@
 
 Images are always sent as encoded files (JPEG/PNG/WebP bytes), never raw pixels: paths
 and encoded bytes go as they are, PIL images and numpy arrays are encoded to PNG.
-Requests go through the payload plugins (``mmship_encode_payload``). Answers 503 and
+Requests are encoded and answers decoded by the payload codec of the protocol asked for
+(the codecs registered through ``mmship_register_codecs``, the same ones the server
+mounts; :meth:`Client.call` speaks any of them). Answers 503 and
 429 are retried after the server's ``Retry-After`` (capped), connection errors with a
 short backoff, both at most ``retries`` times; any other error answer raises
 :class:`ServerError` with the server's message.
@@ -20,6 +22,7 @@ short backoff, both at most ``retries`` times; any other error answer raises
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import os
 import time
@@ -31,22 +34,26 @@ import httpx
 import numpy as np
 
 from mmship import __version__
+from mmship.core.codec import Codec
 from mmship.core.errors import MmshipError
-from mmship.core.payload import EncodedRequest, PayloadInputs
-from mmship.payload.images import ImageLike, to_image_bytes
-from mmship.plugins.codecs.embed import (
+from mmship.core.payload import (
     DEFAULT_TEMPLATE,
+    OPTION_LABELS,
+    OPTION_NORMALIZE,
+    OPTION_OUTPUTS,
+    OPTION_TEMPLATE,
     ClassifyResult,
     EmbedResult,
-    decode_classify_response,
-    decode_embed_response,
+    EncodedRequest,
+    InferOutputs,
+    PayloadInputs,
 )
-from mmship.plugins.codecs.v2 import OPTION_OUTPUTS, decode_v2_response
+from mmship.payload.images import ImageLike, to_image_bytes
 
-__all__ = ["Client", "ClassifyResult", "EmbedResult", "Health", "ServerError", "PROTOCOLS"]
+__all__ = ["Client", "ClassifyResult", "EmbedResult", "Health", "InferOutputs", "ServerError", "PROTOCOLS"]
 
-#: Protocols :meth:`Client.infer` speaks.
-PROTOCOLS = ("v2", "v2-binary", "embed")
+#: Protocols of mmship's own codecs (plugins may add more: ``Client.protocols()``).
+PROTOCOLS = ("v2", "v2-binary", "embed", "classify", "openai")
 RETRY_STATUSES = frozenset({429, 503})
 _RETRY_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
@@ -73,7 +80,10 @@ def error_from_response(response: httpx.Response) -> ServerError:
     text = ""
     try:
         doc = response.json()
-        text = str(doc.get("error") or doc.get("detail") or "") if isinstance(doc, dict) else ""
+        error = doc.get("error") if isinstance(doc, dict) else None
+        if isinstance(error, dict):  # OpenAI's error object
+            error = error.get("message")
+        text = str(error or doc.get("detail") or "") if isinstance(doc, dict) else ""
     except ValueError:
         pass
     text = text or response.text.strip()[:500] or response.reason_phrase
@@ -203,20 +213,36 @@ class Client:
             return response
 
     def send(self, encoded: EncodedRequest) -> httpx.Response:
-        """Send an encoded request (from a payload plugin)."""
+        """Send an encoded request (from a codec)."""
         return self.request(encoded.method, encoded.path, encoded.body, encoded.headers)
 
-    def encode(self, inputs: PayloadInputs, protocol: str) -> EncodedRequest:
-        """Encode ``inputs`` for ``protocol`` through the payload plugins."""
+    def protocols(self) -> list[str]:
+        """Every protocol the registered codecs speak."""
         from mmship.core.manager import get_plugin_manager
 
-        encoded = get_plugin_manager().hook.mmship_encode_payload(inputs=inputs, protocol=protocol)
-        if encoded is None:
-            raise MmshipError(
-                f"no payload plugin encodes protocol {protocol!r}",
-                hint=f"use one of {', '.join(PROTOCOLS)}; `mmship plugins` lists the payload plugins",
-            )
-        return encoded
+        return get_plugin_manager().codecs().protocols()
+
+    def codec(self, protocol: str) -> Codec[Any]:
+        """The codec speaking ``protocol`` (``v2``, ``v2-binary``, ``embed``, ``classify``,
+        or one a plugin registered)."""
+        from mmship.core.manager import get_plugin_manager
+
+        return get_plugin_manager().codecs().for_protocol(protocol)()
+
+    def encode(self, inputs: PayloadInputs, protocol: str) -> EncodedRequest:
+        """Encode ``inputs`` for ``protocol`` with its codec."""
+        return self.codec(protocol).encode_request(inputs, protocol)
+
+    def call(self, inputs: PayloadInputs, protocol: str) -> InferOutputs | EmbedResult | ClassifyResult:
+        """Send ``inputs`` in ``protocol`` and decode the answer with the same codec: the
+        answer of the codec's operation (:class:`InferOutputs`, :class:`EmbedResult` or
+        :class:`ClassifyResult`). When the codec's routes name the model, ``inputs.model``
+        defaults to :meth:`model_name`."""
+        codec = self.codec(protocol)
+        if codec.addresses_model() and inputs.model == PayloadInputs().model:
+            inputs = dataclasses.replace(inputs, model=self.model_name())
+        response = self.send(codec.encode_request(inputs, protocol))
+        return codec.decode_response(response.content, response.headers)
 
     # --- metadata -----------------------------------------------------------------
 
@@ -267,18 +293,16 @@ class Client:
         normalize: bool = True,
     ) -> EmbedResult:
         """Embed images and texts through ``POST /embed``."""
-        inputs = PayloadInputs(images=encode_images(images), texts=_as_list(texts, (str,)), options={"normalize": normalize})
-        response = self.send(self.encode(inputs, "embed"))
-        return decode_embed_response(response.content, response.headers)
+        inputs = PayloadInputs(images=encode_images(images), texts=_as_list(texts, (str,)), options={OPTION_NORMALIZE: normalize})
+        return self._answer(inputs, "embed", EmbedResult)
 
     def classify(self, image: ImageLike, labels: Sequence[str] | str, template: str = DEFAULT_TEMPLATE) -> ClassifyResult:
         """Zero-shot classification of one image through ``POST /classify``.
         ``labels`` may be a list or one comma-separated string."""
         if isinstance(labels, str):
             labels = [part.strip() for part in labels.split(",") if part.strip()]
-        inputs = PayloadInputs(images=encode_images([image]), options={"labels": list(labels), "template": template})
-        response = self.send(self.encode(inputs, "classify"))
-        return decode_classify_response(response.content, response.headers)
+        inputs = PayloadInputs(images=encode_images([image]), options={OPTION_LABELS: list(labels), OPTION_TEMPLATE: template})
+        return self._answer(inputs, "classify", ClassifyResult)
 
     def infer(
         self,
@@ -293,16 +317,31 @@ class Client:
         """Run the model; returns its outputs by name (``image_embeds``, ``text_embeds``,
         and ``logits_per_image`` when both modalities are sent over v2).
 
-        :param protocol: ``v2`` (JSON), ``v2-binary`` (binary tensor data) or ``embed``.
+        :param protocol: ``v2`` (JSON), ``v2-binary`` (binary tensor data), ``embed``, or
+            any protocol of a codec whose operation is ``infer`` or ``embed``.
         :param tensors: raw input tensors by name (v2 protocols only).
         :param outputs: output names to ask for (v2 protocols; default: all).
         """
         inputs = PayloadInputs(images=encode_images(images), texts=_as_list(texts, (str,)), tensors=dict(tensors or {}))
-        if protocol == "embed":
-            response = self.send(self.encode(inputs, "embed"))
-            return decode_embed_response(response.content, response.headers).arrays()
-        inputs.model = model or self.model_name()
+        if model:
+            inputs.model = model
         if outputs:
             inputs.options[OPTION_OUTPUTS] = list(outputs)
-        response = self.send(self.encode(inputs, protocol))
-        return decode_v2_response(response.content, response.headers)
+        answer = self.call(inputs, protocol)
+        if isinstance(answer, EmbedResult):
+            return answer.arrays()
+        if isinstance(answer, InferOutputs):
+            return answer.outputs
+        raise MmshipError(
+            f"protocol {protocol!r} answers {type(answer).__name__}, not model outputs",
+            hint="use client.classify for classification, or an infer/embed protocol",
+        )
+
+    def _answer(self, inputs: PayloadInputs, protocol: str, kind: type[Any]) -> Any:
+        answer = self.call(inputs, protocol)
+        if not isinstance(answer, kind):
+            raise MmshipError(
+                f"the codec of protocol {protocol!r} answered {type(answer).__name__}, not {kind.__name__}",
+                hint="check the plugin that registers this protocol (`mmship plugins`)",
+            )
+        return answer

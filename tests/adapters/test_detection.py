@@ -13,14 +13,16 @@ from mmship.core.model_source import read_hf_config
 
 def test_builtin_adapters_are_registered() -> None:
     adapters = get_plugin_manager().adapters()
-    for name, owner in (("clip", "adapter-clip"), ("flava", "adapter-flava"), ("fusion", "adapter-fusion")):
+    for name, owner in (
+        ("clip", "adapter-clip"), ("flava", "adapter-flava"), ("fusion", "adapter-fusion"), ("siglip", "adapter-siglip"),
+    ):
         assert name in adapters
         assert adapters.owner(name) == owner
 
 
 @pytest.mark.parametrize(
     ("fixture", "expected"),
-    [("tiny_clip_dir", "clip"), ("tiny_flava_dir", "flava"), ("tiny_fusion_dir", "fusion")],
+    [("tiny_clip_dir", "clip"), ("tiny_flava_dir", "flava"), ("tiny_fusion_dir", "fusion"), ("tiny_siglip_dir", "siglip")],
 )
 def test_detect_tiny_models(fixture: str, expected: str, request: pytest.FixtureRequest) -> None:
     folder: Path = request.getfixturevalue(fixture)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch  # noqa: E402
 
-from mmship.adapters.base import DEFAULT_LOGIT_SCALE  # noqa: E402
 from mmship.adapters.clip import CLIPAdapter  # noqa: E402
 from mmship.adapters.flava import FLAVAAdapter  # noqa: E402
 from mmship.adapters.fusion import FusionAdapter  # noqa: E402
+from mmship.adapters.scoring import DEFAULT_LOGIT_SCALE  # noqa: E402
 from mmship.core.adapter import LoadOptions  # noqa: E402
 from mmship.core.errors import MmshipError  # noqa: E402
 from mmship.core.model_source import read_hf_config  # noqa: E402
@@ -106,7 +106,9 @@ def test_clip_logit_scale(clip, tiny_clip_dir: Path) -> None:
     assert adapter.logit_scale(model) == pytest.approx(expected)
     assert adapter.logit_scale(folder=tiny_clip_dir) == pytest.approx(expected)
     assert adapter.logit_scale() == DEFAULT_LOGIT_SCALE
-    assert adapter.bundle_data(model) == {"logit_scale": pytest.approx(expected)}
+    scoring = adapter.scoring(model)
+    assert scoring.kind == "softmax" and scoring.logit_scale == pytest.approx(expected) and scoring.logit_bias == 0
+    assert adapter.scoring().logit_scale == DEFAULT_LOGIT_SCALE
 
 
 def test_clip_score_is_scaled_cosine() -> None:
@@ -133,7 +135,8 @@ def test_flava_wrappers_match_model(flava) -> None:
     torch.testing.assert_close(image, image_ref, atol=ATOL, rtol=0)
     torch.testing.assert_close(text, text_ref, atol=ATOL, rtol=0)
     torch.testing.assert_close(mm, mm_ref, atol=ATOL, rtol=0)
-    assert adapter.bundle_data(model)["logit_scale"] == pytest.approx(float(model.logit_scale.detach().exp()))
+    scoring = adapter.scoring(model)
+    assert scoring.kind == "softmax" and scoring.logit_scale == pytest.approx(float(model.logit_scale.detach().exp()))
 
 
 def test_fusion_wrapper_matches_model(fusion) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import mmship
-from mmship.plugins.commands import doctor as doctor_cmd
 from mmship.core.cli.app import main
 from mmship.core.manager import get_plugin_manager
+from mmship.plugins.commands import doctor as doctor_cmd
 
 
 def test_doctor_passes_in_the_test_environment(capsys):

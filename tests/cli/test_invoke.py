@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mmship.core.cli.app import main
-from mmship.plugins.commands.invoke import cosine, similarity_rows, softmax
+from mmship.plugins.commands.invoke import similarity_rows
 from tests.helpers.stub_server import MODEL
 
 pytestmark = pytest.mark.network
@@ -123,11 +123,21 @@ def test_invoke_unreachable_server(capsys):
     assert "cannot reach" in capsys.readouterr().err
 
 
-def test_score_helpers():
+def test_similarity_rows():
     a = np.array([[1.0, 0.0]])
     b = np.array([[2.0, 0.0], [0.0, 3.0]])
-    np.testing.assert_allclose(cosine(a, b), [[1.0, 0.0]])
-    np.testing.assert_allclose(softmax(np.array([[0.0, 0.0]])), [[0.5, 0.5]])
     rows = similarity_rows(["x.jpg"], ["p", "q"], {"image_embeds": a, "text_embeds": b})
     assert rows == [{"image": "x.jpg", "text": "p", "cosine": 1.0}, {"image": "x.jpg", "text": "q", "cosine": 0.0}]
     assert similarity_rows(["x"], [], {"image_embeds": a}) == []
+
+
+def test_similarity_rows_apply_the_servers_scoring():
+    a, b = np.array([[1.0, 0.0]]), np.array([[2.0, 0.0], [0.0, 3.0]])
+    logits = np.array([[2.0, -1.0]], np.float32)
+    outputs = {"image_embeds": a, "text_embeds": b, "logits_per_image": logits}
+    soft = similarity_rows(["x"], ["p", "q"], outputs, "softmax")
+    assert [r["softmax"] for r in soft] == pytest.approx([np.exp(3) / (1 + np.exp(3)), 1 / (1 + np.exp(3))])
+    sig = similarity_rows(["x"], ["p", "q"], outputs, "sigmoid")
+    assert [r["sigmoid"] for r in sig] == pytest.approx([1 / (1 + np.exp(-2)), 1 / (1 + np.exp(1))])
+    assert all("softmax" not in r for r in sig) and sum(r["sigmoid"] for r in sig) != pytest.approx(1)
+    assert all(set(r) == {"image", "text", "cosine"} for r in similarity_rows(["x"], ["p", "q"], outputs, "none"))

@@ -99,3 +99,40 @@ def test_damaged_manifest(tmp_path):
     with pytest.raises(BundleError, match="damaged"):
         Bundle.load(path)
     shutil.rmtree(path)
+
+
+def test_a_newer_bundle_format_asks_for_an_upgrade_even_with_unknown_keys(tiny_clip_bundle, tmp_path):
+    """A format-3 manifest with keys this mmship does not know says "upgrade", not "damaged"."""
+    import shutil
+
+    import yaml
+
+    from mmship.core.bundle import MANIFEST, Bundle
+
+    copy = tmp_path / "b"
+    shutil.copytree(tiny_clip_bundle, copy)
+    manifest = yaml.safe_load((copy / MANIFEST).read_text())
+    assert manifest["format_version"] == 2
+    manifest.update(format_version=3, signature={"by": "someone"})
+    (copy / MANIFEST).write_text(yaml.safe_dump(manifest))
+    with pytest.raises(BundleError) as info:
+        Bundle.load(copy)
+    assert "format 3" in info.value.message and info.value.hint == "upgrade mmship"
+
+
+def test_a_format_1_manifest_without_kind_or_scoring_still_loads(tiny_clip_bundle, tmp_path):
+    import shutil
+
+    import yaml
+
+    from mmship.core.bundle import MANIFEST, Bundle
+
+    copy = tmp_path / "b"
+    shutil.copytree(tiny_clip_bundle, copy)
+    manifest = yaml.safe_load((copy / MANIFEST).read_text())
+    for key in ("kind", "scoring"):
+        manifest.pop(key, None)
+    manifest["format_version"] = 1
+    (copy / MANIFEST).write_text(yaml.safe_dump(manifest))
+    loaded = Bundle.load(copy)
+    assert loaded.manifest.kind == "graphs"

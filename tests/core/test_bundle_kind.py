@@ -10,7 +10,6 @@ from mmship.core.bundle import MANIFEST, Bundle, BundleManifest, GraphFile, Sour
 from mmship.core.errors import BundleError
 from mmship.core.specs import GraphSpec, ServingParams, TensorSpec
 from tests.plugins.targets.bundles import make_graphs_bundle, make_weights_bundle
-from tests.plugins.targets.fixtures import vlm_bundle, vlm_folder  # noqa: F401 (fixtures)
 
 SPEC = TensorSpec(name="x", dtype="float32", shape=[-1, 4], modality="embedding")
 GRAPH = GraphFile(name="g", precision="fp32", file="graphs/g.fp32.onnx", inputs=["x"], outputs=["x"])

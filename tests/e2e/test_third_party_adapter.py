@@ -41,31 +41,33 @@ def test_installed_adapter_is_listed(installed_example):
     result = mmship(installed_example, "adapters", "--json")
     assert result.returncode == 0, result.stderr
     adapters = {a["name"]: a for a in json.loads(result.stdout)}
-    assert adapters["siglip"]["plugin"] == "siglip"
-    assert [s["name"] for s in adapters["siglip"]["inputs"]] == ["pixel_values", "input_ids"]
-    assert {"clip", "flava", "fusion"} <= adapters.keys()
+    assert adapters["siglip-tutorial"]["plugin"] == "siglip-tutorial"
+    assert [s["name"] for s in adapters["siglip-tutorial"]["inputs"]] == ["pixel_values", "input_ids"]
+    assert adapters["siglip-tutorial"]["scoring"]["kind"] == "sigmoid"  # declared by the tutorial's adapter
+    assert {"clip", "flava", "fusion", "siglip"} <= adapters.keys()  # beside the built-in siglip, no clash
 
 
 def test_installed_plugin_reports_its_distribution(installed_example):
     result = mmship(installed_example, "plugins", "--json")
     assert result.returncode == 0, result.stderr
     records = {r["name"]: r for r in json.loads(result.stdout)}
-    assert records["siglip"]["source"] == "entrypoint"
-    assert records["siglip"]["distribution"] == "mmship-siglip"
-    assert records["siglip"]["provides"] == ["adapter:siglip"]
+    assert records["siglip-tutorial"]["source"] == "entrypoint"
+    assert records["siglip-tutorial"]["distribution"] == "mmship-siglip"
+    assert records["siglip-tutorial"]["provides"] == ["adapter:siglip-tutorial"]
 
 
 def test_installed_plugin_can_be_disabled(installed_example):
-    env = dict(installed_example, MMSHIP_DISABLE_PLUGINS="siglip")
+    env = dict(installed_example, MMSHIP_DISABLE_PLUGINS="siglip-tutorial")
     result = mmship(env, "adapters", "--json")
-    assert "siglip" not in {a["name"] for a in json.loads(result.stdout)}
+    names = {a["name"] for a in json.loads(result.stdout)}
+    assert "siglip-tutorial" not in names and "siglip" in names
 
 
 SIGLIP_CONFIG = """\
 compute: {{instance_type: cpu.medium, min_replicas: 1, max_replicas: 2}}
 model:
   name: my-siglip
-  adapter: siglip
+  adapter: siglip-tutorial
   inputs:
     - {{name: image, type: tensor, shape: {image_shape}}}
     - {{name: text, type: tensor, shape: [-1, 64]}}
@@ -78,7 +80,7 @@ def test_mmship_check_uses_the_installed_adapter(installed_example, tmp_path):
     good.write_text(SIGLIP_CONFIG.format(image_shape="[-1, 3, 224, 224]"))
     result = mmship(installed_example, "check", str(good), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "siglip" in result.stdout
+    assert "siglip-tutorial" in result.stdout
 
     wrong = tmp_path / "wrong.yaml"
     wrong.write_text(SIGLIP_CONFIG.format(image_shape="[-1, 3, 384, 384]"))

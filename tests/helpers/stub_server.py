@@ -23,12 +23,14 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from mmship.core.errors import MmshipError
+from mmship.core.specs import ScoringSpec
 from mmship.payload.images import decode_image_text
 from mmship.plugins.codecs.v2 import (
     binary_selection,
     decode_v2_request,
     encode_v2_response,
 )
+from mmship.scoring import Scorer, unit_rows
 
 MODEL = "stub-clip"
 DIM = 8
@@ -68,8 +70,7 @@ def embed_texts(texts: list[str]) -> np.ndarray:
     return np.stack([_vector(b"text:" + t.encode()) for t in texts]).astype(np.float32)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+SCORER = Scorer(ScoringSpec(kind="softmax", logit_scale=LOGIT_SCALE))
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -133,7 +134,7 @@ def create_stub_app(state: StubState) -> FastAPI:
         if decoded.inputs.texts:
             outputs["text_embeds"] = embed_texts(decoded.inputs.texts)
         if len(outputs) == 2:
-            outputs["logits_per_image"] = (LOGIT_SCALE * _unit(outputs["image_embeds"]) @ _unit(outputs["text_embeds"]).T).astype(np.float32)
+            SCORER.add_logits(outputs)
         if decoded.requested_outputs:
             outputs = {k: outputs[k] for k in decoded.requested_outputs if k in outputs}
         body, headers = encode_v2_response(MODEL, "1", decoded.request_id, outputs, binary_selection(decoded))
@@ -149,7 +150,7 @@ def create_stub_app(state: StubState) -> FastAPI:
         out: dict[str, Any] = {"model": MODEL, "dim": DIM, "truncated": [False] * len(texts)}
         for key, array in (("image_embeds", embed_images(images) if images else None), ("text_embeds", embed_texts(texts) if texts else None)):
             if array is not None:
-                out[key] = (_unit(array) if doc.get("normalize", True) else array).tolist()
+                out[key] = (unit_rows(array) if doc.get("normalize", True) else array).tolist()
         return JSONResponse(out)
 
     @app.post("/classify")
@@ -158,10 +159,10 @@ def create_stub_app(state: StubState) -> FastAPI:
         image = decode_image_text(doc["image"], "image")
         labels = doc["labels"]
         texts = [doc.get("template", "a photo of a {}").format(label) for label in labels]
-        logits = LOGIT_SCALE * _unit(embed_images([image])) @ _unit(embed_texts(texts)).T
-        probs = np.exp(logits[0] - logits[0].max())
-        probs /= probs.sum()
-        return JSONResponse({"model": MODEL, "labels": labels, "probs": probs.tolist(), "top": labels[int(np.argmax(probs))]})
+        probs = SCORER.probabilities(SCORER.logits(embed_images([image]), embed_texts(texts)))[0]
+        return JSONResponse({
+            "model": MODEL, "labels": labels, "probs": probs.tolist(), "top": labels[int(np.argmax(probs))], "scoring": "softmax",
+        })
 
     return app
 

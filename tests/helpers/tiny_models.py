@@ -13,7 +13,11 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.tokenizers import make_bert_tokenizer, make_clip_tokenizer
+from tests.helpers.tokenizers import (
+    make_bert_tokenizer,
+    make_clip_tokenizer,
+    make_siglip_tokenizer,
+)
 
 #: Image side of every tiny model (the processors resize/crop to it).
 TINY_IMAGE_SIZE = 32
@@ -75,6 +79,26 @@ TINY_FUSION: dict[str, Any] = {
     },
     "vision_config": {
         "hidden_size": 48,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "image_size": TINY_IMAGE_SIZE,
+        "patch_size": 8,
+    },
+}
+
+
+TINY_SIGLIP: dict[str, Any] = {
+    "text_config": {
+        "hidden_size": 40,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 16,
+        "projection_size": 32,
+    },
+    "vision_config": {
+        "hidden_size": 32,
         "intermediate_size": 64,
         "num_hidden_layers": 2,
         "num_attention_heads": 4,
@@ -170,6 +194,40 @@ def make_tiny_fusion(folder: str | Path, seed: int = 0, **overrides: Any) -> Pat
     model.save_pretrained(folder, safe_serialization=True)
     image_processor = ViTImageProcessor(size={"height": size, "width": size})
     VisionTextDualEncoderProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+def make_tiny_siglip(folder: str | Path, seed: int = 0, **overrides: Any) -> Path:
+    """A tiny ``SiglipModel`` folder with ``SiglipProcessor`` files: SigLIP's image processor
+    (fixed resize, mean/std 0.5) and a SigLIP-shaped tokenizer (pad = eos, texts padded
+    to ``max_position_embeddings``). The text head gives ``projection_size`` (32), the
+    image tower's width, from a 40-wide text tower."""
+    import torch
+    from transformers import (
+        SiglipConfig,
+        SiglipImageProcessor,
+        SiglipModel,
+        SiglipProcessor,
+    )
+
+    folder = _prepare(folder, seed)
+    values = merge_config(TINY_SIGLIP, overrides)
+    tokenizer = make_siglip_tokenizer(max_length=values["text_config"]["max_position_embeddings"])
+    values["text_config"] = {
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "bos_token_id": None,
+        **values["text_config"],
+    }
+    size = values["vision_config"].get("image_size", TINY_IMAGE_SIZE)
+    model = SiglipModel(SiglipConfig(**values)).eval()
+    with torch.no_grad():  # trained-like values instead of the zeros SiglipModel starts from
+        model.logit_scale.fill_(2.0)
+        model.logit_bias.fill_(-1.5)
+    model.save_pretrained(folder, safe_serialization=True)
+    image_processor = SiglipImageProcessor(size={"height": size, "width": size})
+    SiglipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
     return folder
 
 

@@ -6,4 +6,5 @@ from mmship.testing.tokenizers import (  # noqa: F401
     clip_vocab_and_merges,
     make_bert_tokenizer,
     make_clip_tokenizer,
+    make_siglip_tokenizer,
 )

@@ -10,20 +10,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mmship.core.builtins import BUILTIN_PLUGINS
 from mmship.core.errors import BuildError
 from mmship.core.manager import PluginManager
 from mmship.core.specs import ImagePreprocessSpec, PreprocessSpec, TextPreprocessSpec
-from mmship.core.builtins import BUILTIN_PLUGINS
 from mmship.plugins.stages import align_preprocess
-from mmship.plugins.stages.align_preprocess import (
-    align,
-    check_alignment,
-    measure_alignment,
-    mmship_align_preprocess,
-    probe_images,
-)
+from mmship.plugins.stages.align_preprocess import align, mmship_align_preprocess
+from mmship.plugins.stages.alignment_check import check_alignment, measure_alignment, probe_images
 from mmship.preprocess.pixels import ImagePreprocessor
 from mmship.preprocess.tokens import TextTokenizer
+from tests.helpers.tokenizers import make_clip_tokenizer
 from tests.plugins.test_preprocessing_parity import SPECS
 
 
@@ -40,7 +36,10 @@ def test_clip_folder_gives_image_and_text(clip_processor_dir, make_adapter):
     assert spec.image.resize_shortest_edge == 224 and spec.image.output_size == (224, 224)
     assert spec.text.model_dump() == {
         "tokenizer_dir": "processor", "max_length": 77, "padding": "max_length", "truncation": True, "lowercase": True,
+        # the token ids pad with CLIP's pad token (<|endoftext|>), the mask with 0
+        "pad_ids": {"input_ids": TextTokenizer(clip_processor_dir, spec.text).pad_id, "attention_mask": 0},
     }
+    assert spec.text.pad_ids["input_ids"] == make_clip_tokenizer().pad_token_id != 0
 
 
 def test_text_length_sources(vit_processor_dir, make_adapter):

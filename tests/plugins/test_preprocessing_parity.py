@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from mmship.core.specs import ImagePreprocessSpec
-from mmship.plugins.stages.align_preprocess import cosine
+from mmship.plugins.stages.alignment_check import cosine
 from mmship.preprocess.pixels import ImagePreprocessor
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]

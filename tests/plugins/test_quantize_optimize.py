@@ -9,7 +9,12 @@ import pytest
 from mmship.core.adapter import LoadOptions
 from mmship.core.manager import get_plugin_manager
 from mmship.core.model_source import read_hf_config
-from mmship.core.stages import BuildContext, ExportOptions, OptimizeOptions, QuantizeOptions
+from mmship.core.stages import (
+    BuildContext,
+    ExportOptions,
+    OptimizeOptions,
+    QuantizeOptions,
+)
 from mmship.evaluation.compare import compare
 from mmship.evaluation.feeds import example_feeds
 from mmship.ort import make_session, run

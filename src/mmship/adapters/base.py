@@ -3,8 +3,8 @@
 :class:`TransformersAdapter` reads nested ``config.json`` keys, declares the usual
 ``pixel_values`` / ``input_ids`` / ``attention_mask`` inputs, loads checkpoints (safetensors
 only, eval mode, float32), finds weights by name in a checkpoint's tensor shapes and builds
-example inputs for export. :class:`ContrastiveScoring` adds the CLIP-style score (scaled
-cosine) for dual encoders. :func:`dimension_mismatch` builds the error every dimension rule
+example inputs for export (the scoring mixins are in :mod:`mmship.adapters.scoring`).
+:func:`dimension_mismatch` builds the error every dimension rule
 raises: it names both numbers, where each came from and the config keys to fix.
 
 Importing this module imports neither torch nor transformers: they are imported inside the
@@ -13,7 +13,6 @@ methods that need them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +23,6 @@ from mmship.core.errors import AdapterError, DimensionMismatchError
 from mmship.core.model_source import safetensors_files
 from mmship.core.specs import TensorSpec
 
-#: ``exp(logit_scale)`` of trained CLIP checkpoints (training clamps it at 100); used when
-#: neither a model nor its weights are at hand.
-DEFAULT_LOGIT_SCALE = 100.0
 #: Longest example text used for export (CLIP's context length).
 MAX_EXAMPLE_TEXT_LENGTH = 77
 
@@ -330,55 +326,3 @@ class TransformersAdapter(Adapter):
             ids[row, real:] = pad
             mask[row, :real] = 1
         return ids.to(torch.int64), mask
-
-
-class ContrastiveScoring:
-    """Zero-shot scores for dual encoders: ``exp(logit_scale)`` times the cosine.
-
-    Mixed into adapters whose models carry a ``logit_scale`` parameter (CLIP, FLAVA).
-    """
-
-    def logit_scale(self, model: Any | None = None, folder: Path | None = None) -> float:
-        """The multiplier of the cosine, ``exp(logit_scale)``.
-
-        Read from ``model.logit_scale`` when a model is given, else from the ``logit_scale``
-        tensor of the safetensors weights in ``folder``; without either (or when neither
-        holds one) it is :data:`DEFAULT_LOGIT_SCALE` (100, trained CLIP's value).
-        """
-        if model is not None and getattr(model, "logit_scale", None) is not None:
-            return float(math.exp(float(model.logit_scale.detach().float().item())))
-        if folder is not None:
-            from safetensors import safe_open
-
-            for path in safetensors_files(Path(folder)):
-                with safe_open(str(path), framework="numpy") as fh:
-                    names = [k for k in fh.keys() if k == "logit_scale" or k.endswith(".logit_scale")]
-                    if names:
-                        return float(math.exp(float(fh.get_tensor(min(names, key=len)).reshape(-1)[0])))
-        return DEFAULT_LOGIT_SCALE
-
-    def score(self, image_embeds: Any, text_embeds: Any, logit_scale: float | None = None) -> Any:
-        """``[n_images, n_texts]`` logits: ``logit_scale`` times the cosine of every pair.
-
-        :param image_embeds: ``[n_images, dim]`` array (as the image graph returns it).
-        :param text_embeds: ``[n_texts, dim]`` array.
-        :param logit_scale: the multiplier; :data:`DEFAULT_LOGIT_SCALE` when ``None``.
-        """
-        import numpy as np
-
-        image = np.asarray(image_embeds, dtype=np.float32)
-        text = np.asarray(text_embeds, dtype=np.float32)
-        if image.shape[-1] != text.shape[-1]:
-            raise DimensionMismatchError(
-                f"image embeddings are {image.shape[-1]}-dim but text embeddings are {text.shape[-1]}-dim; "
-                "they must match (config keys: projection_dim)",
-                hint="score embeddings of one model; set projection_dim so both projections agree",
-            )
-        image = image / np.linalg.norm(image, axis=-1, keepdims=True)
-        text = text / np.linalg.norm(text, axis=-1, keepdims=True)
-        scale = DEFAULT_LOGIT_SCALE if logit_scale is None else float(logit_scale)
-        return (scale * image @ text.T).astype(np.float32)
-
-    def bundle_data(self, model: Any) -> dict[str, Any]:
-        """``logit_scale`` for the runtime's ``/classify`` scores."""
-        return {"logit_scale": self.logit_scale(model)}

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from mmship import hookimpl
-from mmship.adapters.base import ContrastiveScoring, Projection, TransformersAdapter
+from mmship.adapters.base import Projection, TransformersAdapter
+from mmship.adapters.scoring import ContrastiveScoring
 from mmship.core.adapter import ExportModule
 from mmship.core.specs import GraphSpec, ServingParams, TensorSpec
 

@@ -1,7 +1,7 @@
 """The load generator: N concurrent workers, each sending one item per request, for a
 fixed time (and optionally a fixed count) per concurrency level.
 
-Each request body is encoded once, through the payload plugins, before the clock
+Each request body is encoded once, through the payload codecs, before the clock
 starts: the bench measures the server, not the client's encoding. One warm-up request
 per modality runs first (with the client's retries); when it fails, the run stops with
 the server's message instead of timing errors. During the timed run nothing is
@@ -67,7 +67,7 @@ class BenchPlan:
 
 
 def build_requests(client: object, plan: BenchPlan) -> dict[str, EncodedRequest]:
-    """One encoded request per modality, through the client's payload plugins."""
+    """One encoded request per modality, through the payload codec of the plan's protocol."""
     from mmship.client import Client
 
     assert isinstance(client, Client)

@@ -9,6 +9,7 @@ transformers) and declares, in the spirit of optimum's per-model ONNX configs:
 * the graphs (towers) it exports and which inputs/outputs each takes;
 * the dimension rule (``check_dimensions``) with errors naming both numbers and the keys;
 * its default serving params;
+* what its image-text score means (``scoring``: softmax, sigmoid or none);
 * how to load the model and which torch modules to export (heavy imports stay inside).
 """
 
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mmship.core.specs import GraphSpec, ServingParams, TensorSpec
+from mmship.core.specs import GraphSpec, ScoringSpec, ServingParams, TensorSpec
 
 
 @dataclass
@@ -126,9 +127,20 @@ class Adapter(ABC):
         """Torch modules to export, one per graph, with example inputs."""
         raise NotImplementedError(f"adapter {self.name!r} cannot export")
 
+    def scoring(self, model: Any | None = None) -> ScoringSpec:
+        """What the model's image-text score means, recorded in the manifest's ``scoring``
+        and applied by the server (``logits_per_image``, ``/classify``), the build's
+        zero-shot check and ``mmship invoke``.
+
+        :param model: the loaded model, to read learned values (logit scale and bias)
+            from; ``None`` when describing the family without a model.
+        :returns: ``kind="none"`` unless overridden: a model says what its score means.
+        """
+        return ScoringSpec(kind="none")
+
     def bundle_data(self, model: Any) -> dict[str, Any]:
-        """Values the runtime needs besides the graphs (e.g. CLIP's ``logit_scale``),
-        stored in the manifest's ``adapter_data``."""
+        """Other values the runtime needs besides the graphs, stored in the manifest's
+        ``adapter_data``."""
         return {}
 
 
@@ -143,4 +155,5 @@ def describe(adapter: Adapter) -> dict[str, Any]:
         "outputs": [s.model_dump() for s in adapter.output_specs()],
         "graphs": [g.model_dump() for g in adapter.graph_specs()],
         "serving_params": adapter.default_serving_params().model_dump(),
+        "scoring": adapter.scoring().model_dump(),
     }

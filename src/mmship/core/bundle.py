@@ -37,11 +37,18 @@ from mmship import __version__
 from mmship.core.bundle_files import check_path, path_problem, read_verified, sha256_file, verify_files, verify_tree
 from mmship.core.config.yaml_loader import safe_load
 from mmship.core.errors import BundleError
-from mmship.core.specs import GraphSpec, PreprocessSpec, ServingParams, TensorSpec
+from mmship.core.specs import (
+    GraphSpec,
+    PreprocessSpec,
+    ScoringSpec,
+    ServingParams,
+    TensorSpec,
+)
 
 MANIFEST = "mmship.yaml"
 REPORT = "report.json"
-FORMAT_VERSION = 1
+#: 2: the manifest records ``kind`` and ``scoring``; format-1 bundles still load.
+FORMAT_VERSION = 2
 
 #: What a bundle carries: ``graphs`` (graph files that mmship's runtimes, Ray and Triton
 #: serve) or ``weights`` (the Hugging Face checkpoint, for platforms that serve it).
@@ -98,6 +105,9 @@ class BundleManifest(BaseModel):
     serving_params: ServingParams
     precisions: list[str] = Field(default_factory=list)
     adapter_data: dict[str, Any] = Field(default_factory=dict)
+    scoring: ScoringSpec | None = Field(
+        None, description="what the model's image-text score means (absent in bundles built before it was recorded)"
+    )
     files: dict[str, str] = Field(default_factory=dict, description="relative path -> sha256")
 
     @model_validator(mode="before")
@@ -162,16 +172,20 @@ class Bundle:
             )
         try:
             raw = safe_load(manifest_path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise BundleError(f"{manifest_path} is damaged: {exc}", hint="rebuild the bundle with `mmship build`") from exc
+        version = raw.get("format_version") if isinstance(raw, dict) else None
+        if isinstance(version, int) and version > FORMAT_VERSION:  # before validating: newer keys are expected
+            raise BundleError(
+                f"{root} uses bundle format {version}; this mmship reads up to {FORMAT_VERSION}",
+                hint="upgrade mmship",
+            )
+        try:
             manifest = BundleManifest.model_validate(raw)
-        except (yaml.YAMLError, ValidationError) as exc:
+        except ValidationError as exc:
             raise BundleError(
                 f"{manifest_path} is damaged: {exc}", hint="rebuild the bundle with `mmship build`"
             ) from exc
-        if manifest.format_version > FORMAT_VERSION:
-            raise BundleError(
-                f"{root} uses bundle format {manifest.format_version}; this mmship reads up to {FORMAT_VERSION}",
-                hint="upgrade mmship",
-            )
         for graph in manifest.graphs:
             if graph.file not in manifest.files:
                 raise BundleError(

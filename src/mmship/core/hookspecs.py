@@ -7,8 +7,8 @@ implementing the same hooks.
 Two kinds of hooks:
 
 * **registration** hooks, called once (the first time mmship needs the registry): a
-  plugin hands classes to a ``register`` callback (adapters, targets, runtimes) or adds
-  Typer commands;
+  plugin hands classes to a ``register`` callback (adapters, targets, runtimes, codecs)
+  or adds Typer commands;
 * **stage** hooks, ``firstresult``: the first implementation that returns something other
   than ``None`` decides; returning ``None`` declines and lets the next plugin try.
   Later-registered plugins are asked first, so a third party can override a built-in.
@@ -16,7 +16,7 @@ Two kinds of hooks:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 
     from mmship.core.adapter import Adapter
     from mmship.core.bundle import Bundle
+    from mmship.core.codec import Codec
     from mmship.core.config import DeployConfig
-    from mmship.core.payload import DecodedRequest, EncodedRequest, PayloadInputs
     from mmship.core.runtime import InferenceRuntime
     from mmship.core.specs import ExportedGraph, PreprocessSpec
     from mmship.core.stages import (
@@ -73,6 +73,18 @@ def mmship_register_runtimes(register: Callable[[type[InferenceRuntime]], None])
     :param register: call ``register(RuntimeClass)`` once per runtime class; the class
         must subclass :class:`mmship.core.runtime.InferenceRuntime` and have a unique
         ``name`` (the name the bundle manifest records per graph).
+    """
+
+
+@hookspec
+def mmship_register_codecs(register: Callable[[type[Codec]], None]) -> None:
+    """Register payload codecs: wire protocols the server mounts on their routes and the
+    client speaks by protocol name, both directions of each (see
+    :class:`mmship.core.codec.Codec`).
+
+    :param register: call ``register(CodecClass)`` once per codec class; the class must
+        subclass :class:`mmship.core.codec.Codec` and have a unique ``name``, unique
+        protocol names and routes no other codec serves.
     """
 
 
@@ -164,7 +176,7 @@ def mmship_validate(
     """
 
 
-# --- deploy and payloads ------------------------------------------------------------
+# --- deploy -------------------------------------------------------------------------
 
 
 @hookspec(firstresult=True)
@@ -179,27 +191,4 @@ def mmship_deploy(
     :param plan: the plan printed to the user, from ``target.plan``.
     :return: the deployment, or ``None`` to let another plugin (finally the target
         itself) handle it.
-    """
-
-
-@hookspec(firstresult=True)
-def mmship_encode_payload(inputs: PayloadInputs, protocol: str) -> EncodedRequest | None:
-    """Encode client inputs into an HTTP request for one protocol.
-
-    :param inputs: encoded images, texts and raw tensors.
-    :param protocol: protocol name, e.g. ``v2``, ``v2-binary``, ``embed``.
-    :return: the request, or ``None`` when this plugin does not speak ``protocol``.
-    """
-
-
-@hookspec(firstresult=True)
-def mmship_decode_payload(
-    body: bytes, headers: Mapping[str, str], protocol: str
-) -> DecodedRequest | None:
-    """Decode an HTTP request body on the server side.
-
-    :param body: the raw request body.
-    :param headers: the request headers (lower-case names).
-    :param protocol: protocol name, e.g. ``v2``, ``embed``.
-    :return: the decoded request, or ``None`` when this plugin does not speak ``protocol``.
     """

@@ -4,8 +4,11 @@ Nothing is loaded at import time: :func:`get_plugin_manager` builds the manager 
 use, registering mmship's own plugins by module name (:mod:`mmship.core.builtins`) and
 then the ``mmship`` entry-point group, the same way.
 
-Registration hooks (``mmship_register_adapters``, ``_targets``, ``_runtimes``) run **once**, the first time a registry is asked for, and the registries are
-cached until a plugin is registered or unregistered at run time. A plugin that fails to
+Registration hooks (``mmship_register_adapters``, ``_targets``, ``_runtimes``,
+``_codecs``) run **once**, the first time a registry is asked for, and the registries are
+cached until a plugin is registered or unregistered at run time. They run plugin by
+plugin through pluggy (:meth:`PluginManager.call_for_plugin`), so tracing and hook-call
+monitoring see them like any other hook call. A plugin that fails to
 import, implements a hook mmship does not define, or raises (or registers something
 invalid) in a registration hook is **unregistered**, its partial registrations are
 dropped, and it is reported by name with its error (``mmship plugins``); everything else
@@ -39,6 +42,7 @@ from mmship.core.builtins import BUILTIN_PLUGINS, ESSENTIAL
 from mmship.core.errors import MmshipError
 from mmship.core.registry import (
     AdapterRegistry,
+    CodecRegistry,
     Registry,
     RuntimeRegistry,
     TargetRegistry,
@@ -57,6 +61,7 @@ REGISTRATION_HOOKS: dict[str, type[Registry[Any]]] = {
     "mmship_register_adapters": AdapterRegistry,
     "mmship_register_targets": TargetRegistry,
     "mmship_register_runtimes": RuntimeRegistry,
+    "mmship_register_codecs": CodecRegistry,
 }
 
 
@@ -198,6 +203,12 @@ class PluginManager:
 
     # --- registration hooks -----------------------------------------------------------
 
+    def call_for_plugin(self, hook_name: str, plugin_name: str, **kwargs: Any) -> list[Any]:
+        """Call hook ``hook_name`` of plugin ``plugin_name`` only, through pluggy (so
+        ``MMSHIP_TRACE_HOOKS`` and hook-call monitors see the call); exceptions propagate."""
+        others = [p for n, p in self.pm.list_name_plugin() if n != plugin_name and p is not None]
+        return self.pm.subset_hook_caller(hook_name, others)(**kwargs)  # type: ignore[no-any-return]
+
     def _build_registries(self) -> dict[str, Registry[Any]]:
         registries = {hook: cls() for hook, cls in REGISTRATION_HOOKS.items()}
         for name, plugin in list(self.pm.list_name_plugin()):
@@ -206,14 +217,13 @@ class PluginManager:
             added: list[tuple[Registry[Any], str]] = []
             try:
                 for hook_name, registry in registries.items():
-                    for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-                        if impl.plugin_name != name:
-                            continue
+                    if not any(impl.plugin_name == name for impl in getattr(self.pm.hook, hook_name).get_hookimpls()):
+                        continue
 
-                        def register(cls: Any, reg: Registry[Any] = registry) -> None:
-                            added.append((reg, reg.add(cls, name)))
+                    def register(cls: Any, reg: Registry[Any] = registry) -> None:
+                        added.append((reg, reg.add(cls, name)))
 
-                        impl.function(register=register)
+                    self.call_for_plugin(hook_name, name, register=register)
             except Exception as exc:
                 for registry, entry in added:
                     registry.remove(entry)
@@ -237,6 +247,10 @@ class PluginManager:
     def runtimes(self) -> RuntimeRegistry:
         """Inference runtimes registered by every loaded plugin (cached)."""
         return self._registry("mmship_register_runtimes")  # type: ignore[return-value]
+
+    def codecs(self) -> CodecRegistry:
+        """Payload codecs registered by every loaded plugin (cached)."""
+        return self._registry("mmship_register_codecs")  # type: ignore[return-value]
 
     def failures(self) -> list[PluginRecord]:
         """Plugins that failed to load or register."""

@@ -1,14 +1,54 @@
-"""Payload types: what a client sends and what a server decodes.
+"""Payload types: what travels between a codec and the rest of mmship, on both sides.
 
-Images always travel as encoded bytes (JPEG/PNG/WebP), never as raw pixels without a
-shape; codecs (``mmship_encode_payload`` / ``mmship_decode_payload``) turn these into
-protocol requests and back.
+Requests: the client builds :class:`PayloadInputs`, a codec encodes them into an
+:class:`EncodedRequest`; on the server a codec decodes the body back into a
+:class:`DecodedRequest`. Responses: the server builds the answer of its operation
+(:class:`InferOutputs`, :class:`EmbedResult`, :class:`ClassifyResult`), a codec encodes
+it into an :class:`EncodedResponse`; on the client the codec decodes the body back into
+the same answer type. Images always travel as encoded bytes (JPEG/PNG/WebP), never as
+raw pixels without a shape. The codec contract is :class:`mmship.core.codec.Codec`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+import numpy as np
+
+#: ``PayloadInputs.options`` keys every codec reads the same way:
+#: ``outputs`` (infer: output names to ask for), ``normalize`` (embed: unit-length
+#: embeddings, default true), ``labels`` and ``template`` (classify).
+OPTION_OUTPUTS = "outputs"
+OPTION_NORMALIZE = "normalize"
+OPTION_LABELS = "labels"
+OPTION_TEMPLATE = "template"
+DEFAULT_TEMPLATE = "a photo of a {}"
+#: ``embed_items``: truncate each embedding to this many dimensions (Matryoshka models only).
+OPTION_DIMENSIONS = "dimensions"
+
+#: What one item of an ``embed_items`` request is: a text, the token ids of a text (the
+#: model's own tokenizer's), an encoded image, or the URL of an image the server fetches.
+ItemKind = Literal["text", "tokens", "image", "image_url"]
+
+
+@dataclass
+class EmbedItem:
+    """One input of the ``embed_items`` operation, embedded on its own."""
+
+    kind: ItemKind
+    #: ``str`` for text and image_url, ``list[int]`` for tokens, ``bytes`` for image.
+    value: str | list[int] | bytes
+
+    @classmethod
+    def text(cls, value: str) -> EmbedItem:
+        """A text item."""
+        return cls("text", value)
+
+    @classmethod
+    def image(cls, value: bytes) -> EmbedItem:
+        """An encoded image item (JPEG/PNG/WebP bytes)."""
+        return cls("image", value)
 
 
 @dataclass
@@ -20,6 +60,8 @@ class PayloadInputs:
     tensors: dict[str, Any] = field(default_factory=dict)
     model: str = "default"
     options: dict[str, Any] = field(default_factory=dict)
+    #: ``embed_items``: the inputs in order, texts and images mixed (one embedding each).
+    items: list[EmbedItem] = field(default_factory=list)
 
 
 @dataclass
@@ -41,3 +83,98 @@ class DecodedRequest:
     requested_outputs: list[str] = field(default_factory=list)
     binary_outputs: bool = False
     request_id: str | None = None
+
+
+@dataclass
+class EncodedResponse:
+    """An HTTP response ready to send: body and headers (lower-case names, with
+    ``content-type``) and the status."""
+
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    status: int = 200
+
+
+@dataclass
+class InferOutputs:
+    """The answer of the ``infer`` operation: the model's outputs by name."""
+
+    model: str
+    outputs: dict[str, np.ndarray]
+    truncated: list[bool] = field(default_factory=list)
+    model_version: str = "1"
+    request_id: str | None = None
+
+
+@dataclass
+class EmbedResult:
+    """The answer of the ``embed`` operation: one row per image / text, in the order sent."""
+
+    model: str
+    dim: int
+    image_embeds: np.ndarray | None = None
+    text_embeds: np.ndarray | None = None
+    embeds: dict[str, np.ndarray] = field(default_factory=dict)
+    truncated: list[bool] = field(default_factory=list)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every embedding by output name (``image_embeds``, ``text_embeds``, others)."""
+        out = dict(self.embeds)
+        if self.image_embeds is not None:
+            out["image_embeds"] = self.image_embeds
+        if self.text_embeds is not None:
+            out["text_embeds"] = self.text_embeds
+        return out
+
+
+@dataclass
+class ClassifyResult:
+    """The answer of the ``classify`` operation: a probability per label for one image."""
+
+    model: str
+    labels: list[str]
+    probs: list[float]
+    top: str
+    truncated: list[bool] = field(default_factory=list)
+    #: ``softmax`` (probs sum to 1) or ``sigmoid`` (one per label); ``None`` from servers that do not say.
+    scoring: str | None = None
+
+    def ranked(self) -> list[tuple[str, float]]:
+        """``(label, probability)`` pairs, most likely first."""
+        return sorted(zip(self.labels, self.probs), key=lambda pair: -pair[1])
+
+
+@dataclass
+class ItemEmbeddings:
+    """The answer of the ``embed_items`` operation: one unit-length row per item, in the
+    order sent, and how many tokens the texts took."""
+
+    model: str
+    #: ``[n_items, dim]`` float32, unit rows (re-normalised after a Matryoshka truncation).
+    embeddings: np.ndarray
+    #: The kind of each row's item (``text``, ``tokens``, ``image``, ``image_url``).
+    kinds: list[str] = field(default_factory=list)
+    #: Tokens the model read for the texts and token arrays, special tokens included,
+    #: padding not (images count none).
+    prompt_tokens: int = 0
+    truncated: list[bool] = field(default_factory=list)
+
+
+@dataclass
+class ModelCard:
+    """What a protocol's model list says about one served model."""
+
+    name: str
+    #: Unix time the bundle was built.
+    created: int
+    owned_by: str = "mmship"
+    adapter: str = ""
+    precision: str = ""
+    #: ``image`` and/or ``text``: what the model embeds.
+    modalities: list[str] = field(default_factory=list)
+    #: Embedding size (``None`` when the model has no per-item embedding).
+    dimensions: int | None = None
+    #: Sizes ``dimensions`` may truncate to (Matryoshka models); empty: none.
+    matryoshka_dimensions: list[int] = field(default_factory=list)
+    #: Tokens per text, special tokens included (``None`` without a tokenizer).
+    max_input_tokens: int | None = None

@@ -24,7 +24,13 @@ from mmship.core.model_source import (
     resolve_source,
 )
 from mmship.core.progress import StageReporter
-from mmship.core.specs import PRECISIONS, ExportedGraph, PreprocessSpec, ServingParams
+from mmship.core.specs import (
+    PRECISIONS,
+    ExportedGraph,
+    PreprocessSpec,
+    ScoringSpec,
+    ServingParams,
+)
 from mmship.core.stages import (
     BuildContext,
     ExportOptions,
@@ -74,6 +80,19 @@ def _choose_adapter(manager: PluginManager, name: str, hf_config: dict[str, Any]
     registry = manager.adapters()
     cls = registry.detect(hf_config, where=str(folder / "config.json")) if name == "auto" else registry.get(name)
     return cls(hf_config)
+
+
+def _checked_scoring(adapter: Adapter, scoring: ScoringSpec) -> ScoringSpec:
+    """``scoring``, once the embeddings it compares are known to be among the adapter's outputs."""
+    outputs = [s.name for s in adapter.output_specs()]
+    missing = [n for n in (scoring.image_embeds, scoring.text_embeds) if n not in outputs] if scoring.scores else []
+    if missing:
+        raise BuildError(
+            f"adapter {adapter.name!r} scores {scoring.kind} between {scoring.image_embeds!r} and "
+            f"{scoring.text_embeds!r}, but it has no output {', '.join(repr(m) for m in missing)} (outputs: {', '.join(outputs)})",
+            hint="make the adapter's scoring() name two of its embedding outputs, or return ScoringSpec(kind='none')",
+        )
+    return scoring
 
 
 def _copy_processor(folder: Path, dest: Path) -> list[str]:
@@ -142,6 +161,7 @@ def build(request: BuildRequest, reporter: StageReporter | None = None) -> Path:
             if adapter.bundle_kind == "graphs":
                 model = adapter.load_model(folder, LoadOptions(request.revision, request.trust_remote_code))
                 adapter_data = adapter.bundle_data(model)
+                scoring = _checked_scoring(adapter, adapter.scoring(model))
         if adapter.bundle_kind == "weights":  # served from the checkpoint: nothing to export
             return _write_weights_bundle(request, writer, adapter, folder, reporter, report)
 
@@ -168,7 +188,9 @@ def build(request: BuildRequest, reporter: StageReporter | None = None) -> Path:
         del model
 
         graphs: dict[str, list[ExportedGraph]] = {"fp32": graphs_fp32}
-        context = BuildContext(adapter=adapter, preprocess=preprocess, processor_dir=writer.dir("processor"), workdir=work)
+        context = BuildContext(
+            adapter=adapter, preprocess=preprocess, processor_dir=writer.dir("processor"), workdir=work, scoring=scoring
+        )
         for precision in precisions[1:]:
             with reporter.stage(f"quantize {precision}", f"quantizing to {precision}") as rec:
                 converted = []
@@ -235,7 +257,8 @@ def build(request: BuildRequest, reporter: StageReporter | None = None) -> Path:
                 serving = serving.model_copy(update={"precision": "int8" if "int8" in precisions else precisions[-1]})
             request.serving_params = serving
             manifest = _manifest(
-                request, adapter, graphs=files, preprocess=preprocess, precisions=precisions, adapter_data=adapter_data
+                request, adapter, graphs=files, preprocess=preprocess, precisions=precisions, adapter_data=adapter_data,
+                scoring=scoring,
             )
             path = writer.commit(manifest, report)
             rec.detail = str(path)

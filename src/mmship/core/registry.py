@@ -1,4 +1,4 @@
-"""Registries of the classes plugins register: adapters, targets, inference runtimes.
+"""Registries of the classes plugins register: adapters, targets, inference runtimes, codecs.
 
 Every registry has the same shape: classes by unique ``name``, remembering which plugin
 registered each, with errors that name the plugin behind a clash and suggest close names.
@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 from mmship.core.adapter import Adapter
+from mmship.core.codec import OPERATIONS, Codec
 from mmship.core.errors import (
     AdapterError,
     DeployError,
@@ -21,7 +22,7 @@ from mmship.core.errors import (
 from mmship.core.runtime import InferenceRuntime
 from mmship.core.target import COMMAND_FLAGS, Target, TargetOption
 
-T = TypeVar("T", Adapter, Target, InferenceRuntime)
+T = TypeVar("T", Adapter, Target, InferenceRuntime, Codec)
 
 
 class Registry(Generic[T]):
@@ -247,3 +248,104 @@ class RuntimeRegistry(Registry[InferenceRuntime]):
     def for_file(self, filename: str) -> list[type[InferenceRuntime]]:
         """Runtimes that read a graph file by its suffix, in name order."""
         return [cls for cls in self if any(filename.endswith(s) for s in cls.file_suffixes)]
+
+
+def _shape(route: str) -> str:
+    """``route`` with every ``{placeholder}`` alike: ``/m/{a}`` and ``/m/{b}`` clash."""
+    return re.sub(r"\{[^}]*\}", "{}", route)
+
+
+def _check_optional_paths(cls: type[Codec], owner: str) -> None:
+    """A codec's models route and error prefix, when it has them, are paths."""
+    for what, value in (("models_route", cls.models_route), ("error_prefix", cls.error_prefix)):
+        if value is not None and not (isinstance(value, str) and value.startswith("/") and len(value) > 1):
+            raise PluginError(
+                f"codec {cls.name!r} from plugin {owner!r} has {what} {value!r}",
+                hint=f"set {what} to a path such as '/mine/' (not '/'), or to None",
+            )
+
+
+def _claims_clash(cls: type[Codec], other: type[Codec]) -> list[tuple[str, str]]:
+    """What ``cls`` claims that ``other`` holds: the same models route, or an error prefix
+    overlapping the other's prefix or covering one of its routes."""
+    clashes: list[tuple[str, str]] = []
+    if cls.models_route is not None and cls.models_route == other.models_route:
+        clashes.append(("models route", cls.models_route))
+    for mine, theirs in ((cls, other), (other, cls)):
+        prefix = mine.error_prefix
+        if prefix is None:
+            continue
+        if theirs.error_prefix is not None and (
+            prefix.startswith(theirs.error_prefix) or theirs.error_prefix.startswith(prefix)
+        ):
+            clashes.append(("error prefix", cls.error_prefix or prefix))
+        clashes += [("error prefix", prefix) for r in theirs.routes if r.startswith(prefix)]
+    return clashes[:1]
+
+
+class CodecRegistry(Registry[Codec]):
+    """Payload codecs by name; each protocol name and each route belongs to one codec."""
+
+    kind = "codec"
+    base = Codec
+
+    def add(self, cls: type[Codec], owner: str) -> str:
+        """Add ``cls``; raises :class:`PluginError` for an unknown operation, a route
+        that is not a path, or a protocol name or route another codec already has."""
+        name = super().add(cls, owner)
+        try:
+            self._check(cls, owner)
+        except PluginError:
+            self.remove(name)
+            raise
+        return name
+
+    def _check(self, cls: type[Codec], owner: str) -> None:
+        operation = getattr(cls, "operation", None)
+        if operation not in OPERATIONS:
+            raise PluginError(
+                f"codec {cls.name!r} from plugin {owner!r} has operation {operation!r}",
+                hint=f"set operation to one of {', '.join(OPERATIONS)}",
+            )
+        routes = getattr(cls, "routes", ())
+        if not routes or not all(isinstance(r, str) and r.startswith("/") for r in routes):
+            raise PluginError(
+                f"codec {cls.name!r} from plugin {owner!r} has routes {routes!r}",
+                hint="set routes to a tuple of paths, e.g. ('/mine/infer',)",
+            )
+        _check_optional_paths(cls, owner)
+        for other in self:
+            if other is cls:
+                continue
+            theirs = {_shape(r) for r in other.routes}
+            taken = [("route", r) for r in routes if _shape(r) in theirs]
+            taken += [("protocol", p) for p in cls.protocol_names() if p in other.protocol_names()]
+            taken += _claims_clash(cls, other)
+            if taken:
+                what, value = taken[0]
+                raise PluginError(
+                    f"{what} {value!r} of codec {cls.name!r} from plugin {owner!r} is already taken by "
+                    f"codec {other.name!r} of plugin {self.owner(other.name)!r}",
+                    hint=f"choose another {what}, or disable one with MMSHIP_DISABLE_PLUGINS={owner}",
+                )
+
+    def get(self, name: str) -> type[Codec]:
+        """The codec class called ``name``."""
+        try:
+            return self._classes[name]
+        except KeyError:
+            raise PluginError(self._unknown(name), hint="run `mmship plugins` to see the codecs") from None
+
+    def protocols(self) -> list[str]:
+        """Every protocol name the registered codecs speak, sorted."""
+        return sorted(p for cls in self for p in cls.protocol_names())
+
+    def for_protocol(self, protocol: str) -> type[Codec]:
+        """The codec speaking ``protocol``; the error names the known protocols."""
+        for cls in self:
+            if protocol in cls.protocol_names():
+                return cls
+        raise PluginError(
+            f"no payload plugin encodes protocol {protocol!r}",
+            hint=f"use one of {', '.join(self.protocols()) or 'none'}; `mmship plugins` lists the codecs",
+        )

@@ -1,4 +1,4 @@
-"""Typed specs shared by every stage: tensors, graphs, preprocessing, serving params.
+"""Typed specs shared by every stage: tensors, graphs, preprocessing, scoring, serving params.
 
 These are plain pydantic models so they serialise into the bundle manifest and into
 ``mmship adapters`` output unchanged. Shapes use ``-1`` for a dynamic axis.
@@ -16,6 +16,7 @@ DType = Literal["float32", "float16", "int64", "int32", "uint8", "bytes"]
 Precision = Literal["fp32", "fp16", "int8"]
 Accelerator = Literal["cpu", "cuda", "tensorrt"]
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
+ScoreKind = Literal["softmax", "sigmoid", "none"]
 
 
 class _Strict(BaseModel):
@@ -90,6 +91,11 @@ class TextPreprocessSpec(_Strict):
     padding: Literal["max_length", "longest"] = "max_length"
     truncation: bool = True
     lowercase: bool = False
+    pad_ids: dict[str, int] = Field(
+        default_factory=dict,
+        description="the value each text input is padded with when texts of different lengths share a batch "
+        "(empty in bundles built before mmship recorded it: the tokenizer's pad id for input_ids, 0 for the rest)",
+    )
 
 
 class PreprocessSpec(_Strict):
@@ -97,6 +103,33 @@ class PreprocessSpec(_Strict):
 
     image: ImagePreprocessSpec | None = None
     text: TextPreprocessSpec | None = None
+
+
+class ScoringSpec(_Strict):
+    """What a model means by an image-text score, declared by its adapter.
+
+    * ``softmax`` (CLIP, FLAVA): ``logit_scale * cosine``; the probabilities of one image's
+      labels are the softmax over the labels (they sum to 1);
+    * ``sigmoid`` (SigLIP): ``logit_scale * cosine + logit_bias``; each label's probability is
+      its own sigmoid (they need not sum to 1);
+    * ``none`` (e.g. a fusion head): the model has no image-text score.
+
+    ``logit_scale`` is the cosine's multiplier itself (``exp`` of the log-scale parameter a
+    model stores). The cosine is taken between the ``image_embeds`` and ``text_embeds``
+    outputs, and the logits are served as ``output``.
+    """
+
+    kind: ScoreKind = "none"
+    logit_scale: float = Field(1.0, gt=0, description="the cosine's multiplier (exp of the model's log scale)")
+    logit_bias: float = Field(0.0, description="added to the scaled cosine (sigmoid models)")
+    image_embeds: str = Field("image_embeds", description="the image embedding output compared")
+    text_embeds: str = Field("text_embeds", description="the text embedding output compared")
+    output: str = Field("logits_per_image", description="the name the [n_images, n_texts] logits are served under")
+
+    @property
+    def scores(self) -> bool:
+        """True when the model has an image-text score (``kind`` is not ``none``)."""
+        return self.kind != "none"
 
 
 class ServingParams(_Strict):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from mmship.core.adapter import Adapter
-    from mmship.core.specs import PreprocessSpec
+    from mmship.core.specs import PreprocessSpec, ScoringSpec
 
 
 class _Options(BaseModel):
@@ -56,9 +56,12 @@ class BuildContext:
     :param preprocess: the aligned preprocessing spec.
     :param processor_dir: the folder holding the bundle's tokenizer/processor files.
     :param workdir: the build's scratch folder (removed after the build).
+    :param scoring: what the model's image-text score means (the adapter's, read from the
+        loaded model); ``None`` when it has none.
     """
 
     adapter: Adapter
     preprocess: PreprocessSpec
     processor_dir: Path
     workdir: Path
+    scoring: ScoringSpec | None = None

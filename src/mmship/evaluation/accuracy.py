@@ -3,8 +3,8 @@
 The probe set is a handful of real photos (scikit-image sample data, shipped with
 mmship) with label prompts. For every precision the graphs run on the probe inputs,
 prepared by mmship's own aligned preprocessing; the report gives min/mean cosine of the
-embeddings against fp32 and, for models with image and text towers, how often the
-zero-shot top-1 label agrees with fp32's. ``accuracy_loss`` is ``1 - mean cosine`` of the
+embeddings against fp32 and, for models with an image-text score (the bundle's
+``scoring``), how often the zero-shot top-1 label agrees with fp32's. ``accuracy_loss`` is ``1 - mean cosine`` of the
 worst output: the figure ``--max-accuracy-loss`` is checked against.
 """
 
@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from mmship.core.adapter import Adapter
 from mmship.core.errors import BuildError
-from mmship.core.specs import ExportedGraph, PreprocessSpec
+from mmship.core.specs import ExportedGraph, PreprocessSpec, ScoringSpec
 from mmship.evaluation.compare import compare
 from mmship.evaluation.feeds import example_feeds, load_probe_set, probe_feeds
 from mmship.evaluation.sessions import load_graph
+from mmship.scoring import Scorer
 
 
 def check_batches(graphs: dict[str, list[ExportedGraph]], batch_sizes: tuple[int, ...] = (1, 32)) -> dict[str, Any]:
@@ -47,10 +47,6 @@ def check_batches(graphs: dict[str, list[ExportedGraph]], batch_sizes: tuple[int
                 shapes[f"batch{batch}"] = {n: list(v.shape) for n, v in outputs.items()}
             figures[f"{graph.name}.{precision}"] = shapes
     return figures
-
-
-
-
 
 
 def verify_longest_padding(
@@ -97,20 +93,15 @@ def _embeddings(graphs: list[ExportedGraph], preprocess: PreprocessSpec, process
     return out
 
 
-def _top1(embeds: dict[str, np.ndarray]) -> np.ndarray | None:
-    if "image_embeds" not in embeds or "text_embeds" not in embeds:
-        return None
-    image = embeds["image_embeds"] / np.linalg.norm(embeds["image_embeds"], axis=1, keepdims=True)
-    text = embeds["text_embeds"] / np.linalg.norm(embeds["text_embeds"], axis=1, keepdims=True)
-    return np.argmax(image @ text.T, axis=1)
-
-
 def accuracy_report(
-    adapter: Adapter, graphs: dict[str, list[ExportedGraph]], preprocess: PreprocessSpec, processor_dir: Path
+    graphs: dict[str, list[ExportedGraph]], preprocess: PreprocessSpec, processor_dir: Path,
+    scoring: ScoringSpec | None = None,
 ) -> dict[str, Any]:
-    """Per precision: cosine against fp32 per output, zero-shot agreement, accuracy loss."""
+    """Per precision: cosine against fp32 per output, accuracy loss and, for a model with
+    an image-text score (``scoring``), how often its zero-shot top-1 label agrees with fp32's."""
+    scorer = Scorer(scoring)
     reference = _embeddings(graphs["fp32"], preprocess, processor_dir)
-    reference_top1 = _top1(reference)
+    reference_top1 = scorer.top1(reference)
     report: dict[str, Any] = {}
     for precision, items in graphs.items():
         embeds = reference if precision == "fp32" else _embeddings(items, preprocess, processor_dir)
@@ -122,7 +113,7 @@ def accuracy_report(
             "mean_cosine": min(v["mean_cosine"] for v in outputs.values()),
         }
         figures["accuracy_loss"] = max(0.0, 1.0 - figures["mean_cosine"])
-        top1 = _top1(embeds)
+        top1 = scorer.top1(embeds)
         if top1 is not None and reference_top1 is not None:
             figures["zero_shot_top1_agreement"] = float(np.mean(top1 == reference_top1))
             figures["zero_shot_top1_correct"] = float(np.mean(top1 == np.arange(len(top1))))

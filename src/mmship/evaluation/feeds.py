@@ -10,18 +10,23 @@ from pathlib import Path
 import numpy as np
 
 from mmship.core.specs import PreprocessSpec, TensorSpec
+from mmship.preprocess.tokens import ZERO_PADDED_OUTPUTS
 
 
 def example_feeds(inputs: list[TensorSpec], batch: int = 1, sequence: int = 16) -> dict[str, np.ndarray]:
-    """Feeds for timing: random pixels, small token ids, full attention masks."""
+    """Feeds for timing and warm-up: random floats, unpadded texts (small token ids, an
+    ``attention_mask`` of ones, ``token_type_ids`` of zeros, as the tokenizer gives them)."""
     rng = np.random.default_rng(0)
     feeds = {}
     for spec in inputs:
         shape = [batch if i == 0 else (sequence if s == -1 else s) for i, s in enumerate(spec.shape)]
-        if spec.dtype == "int64":
-            feeds[spec.name] = np.ones(shape, np.int64) if "mask" in spec.name else rng.integers(1, 100, shape).astype(np.int64)
-        else:
+        dtype = np.dtype(spec.dtype)
+        if dtype.kind not in "iu":
             feeds[spec.name] = rng.standard_normal(shape).astype(np.float32)
+        elif spec.name in ZERO_PADDED_OUTPUTS:  # no padding: a mask is all 1, type ids all 0
+            feeds[spec.name] = np.full(shape, int(spec.name == "attention_mask"), dtype)
+        else:
+            feeds[spec.name] = rng.integers(1, 16, shape).astype(dtype)  # ids in every vocabulary
     return feeds
 
 

@@ -67,16 +67,25 @@ def normalize_datatype(value: object, where: str) -> str:
 
 def datatype_of(array: np.ndarray) -> str:
     """The v2 datatype of a numpy array (``object``/``bytes``/``str`` arrays are BYTES)."""
-    kind = array.dtype.kind
-    if kind in "OSU":
-        return BYTES
-    for name, dtype in NUMPY_DTYPES.items():
-        if (dtype.kind, dtype.itemsize) == (kind, array.dtype.itemsize):
-            return name
+    name = v2_datatype(array.dtype)
+    if name == BYTES or name in NUMPY_DTYPES:
+        return name
     raise InputSpecError(
         f"numpy dtype {array.dtype} has no Open Inference Protocol v2 datatype",
         hint="cast the array to float32, int64 or another supported dtype",
     )
+
+
+def v2_datatype(dtype: str | np.dtype) -> str:
+    """The v2 datatype of a spec or numpy dtype (``float32`` -> ``FP32``, ``bytes`` ->
+    ``BYTES``); a dtype v2 has no name for is returned as numpy names it."""
+    numpy_dtype = np.dtype(dtype)
+    if numpy_dtype.kind in "OSU":
+        return BYTES
+    for name, candidate in NUMPY_DTYPES.items():
+        if (candidate.kind, candidate.itemsize) == (numpy_dtype.kind, numpy_dtype.itemsize):
+            return name
+    return numpy_dtype.name
 
 
 def element_count(shape: list[int]) -> int:

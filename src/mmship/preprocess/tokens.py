@@ -31,6 +31,15 @@ from mmship.core.errors import BundleError, InputSpecError
 from mmship.core.specs import TextPreprocessSpec
 
 TOKENIZER_FILE = "tokenizer.json"
+#: The tokenizer's outputs that are padded with 0 (every other one, ``input_ids``, with the
+#: tokenizer's pad id); a graph input fed from texts has one of these names.
+ZERO_PADDED_OUTPUTS = ("attention_mask", "token_type_ids")
+
+
+def tokenizer_pad_value(name: str, pad_id: int) -> int:
+    """What mmship's tokenizer pads its output ``name`` with: 0 for the attention mask and
+    the token type ids, ``pad_id`` (the tokenizer's pad token) for the token ids."""
+    return 0 if name in ZERO_PADDED_OUTPUTS else pad_id
 
 
 @dataclass(frozen=True)

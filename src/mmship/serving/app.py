@@ -1,46 +1,53 @@
-"""The FastAPI application: Open Inference Protocol v2, /embed, /classify, /metrics."""
+"""The FastAPI application: health, metadata and /metrics, the try-it page at ``/``, plus
+the routes of every registered payload codec (Open Inference Protocol v2, /embed,
+/classify, /v1/embeddings) answering the operations: infer, embed, classify, embed_items
+(:mod:`mmship.serving.embed_items`)."""
 
 from __future__ import annotations
 
 import asyncio
+import string
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import numpy as np
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 
 from mmship import __version__
 from mmship.core.errors import InputSpecError
-from mmship.core.payload import PayloadInputs
-from mmship.payload.images import decode_image_text
+from mmship.core.payload import (
+    DEFAULT_TEMPLATE,
+    OPTION_LABELS,
+    OPTION_NORMALIZE,
+    OPTION_TEMPLATE,
+    ClassifyResult,
+    DecodedRequest,
+    EmbedResult,
+    InferOutputs,
+    PayloadInputs,
+)
+from mmship.payload.datatypes import v2_datatype
+from mmship.scoring import unit_rows
 from mmship.serving.engine import Engine
 from mmship.serving.http_errors import HTTPProblem, install_error_handlers
+from mmship.serving.embed_items import ItemEmbedder
 from mmship.serving.metrics import ServerMetrics
 from mmship.serving.middleware import GuardMiddleware
-from mmship.serving.schemas import (
-    ClassifyRequest,
-    ClassifyResponse,
-    EmbedRequest,
-    EmbedResponse,
-)
+from mmship.serving.models import ServedModels
+from mmship.serving.page import mount_page
+from mmship.serving.protocol_extras import mount_protocol_extras
+from mmship.serving.routes import mount_codecs
 from mmship.serving.service import ModelService
 from mmship.serving.settings import ServerSettings
-
-V2_INFER_BODY = {
-    "requestBody": {
-        "content": {
-            "application/json": {"schema": {"type": "object", "description": "Open Inference Protocol v2 request"}},
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary", "description": "binary-data extension"}},
-        }
-    }
-}
 
 
 def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     """An app serving one bundle's model."""
     metrics = ServerMetrics()
     service = ModelService(engine, settings, metrics)
+    models = ServedModels([service])
+    embed_items = ItemEmbedder(models, settings)
     state = {"ready": False}
 
     @asynccontextmanager
@@ -54,6 +61,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
             state["ready"] = False
             if sampler is not None:
                 sampler.cancel()
+            embed_items.close()
             await service.stop()
 
     app = FastAPI(
@@ -99,15 +107,14 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     @app.get("/v2/models/{name}/versions/{version}", tags=["v2"], include_in_schema=False)
     async def model_metadata(name: str, version: str = "1") -> dict:
         model_or_404(name)
-        from mmship.serving.validation import V2_DATATYPES
-
-        outputs = [{"name": s.name, "datatype": V2_DATATYPES[s.dtype], "shape": s.shape} for s in engine.output_specs.values()]
-        if {"image_embeds", "text_embeds"} <= set(engine.output_specs):
-            outputs.append({"name": "logits_per_image", "datatype": "FP32", "shape": [-1, -1]})
+        outputs = [{"name": s.name, "datatype": v2_datatype(s.dtype), "shape": s.shape} for s in engine.output_specs.values()]
+        scorer = service.scorer
+        if scorer.applies(engine.output_specs):
+            outputs.append(scorer.output_metadata())
         return {
             "name": service.name, "versions": ["1"], "platform": "onnxruntime_onnx",
             "inputs": service.metadata_inputs(), "outputs": outputs,
-            "parameters": {"precision": engine.precision, "adapter": engine.bundle.manifest.adapter},
+            "parameters": {"precision": engine.precision, "adapter": engine.bundle.manifest.adapter, "scoring": scorer.kind},
         }
 
     @app.get("/v2/models/{name}/ready", tags=["v2"])
@@ -116,20 +123,9 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
         model_or_404(name)
         return JSONResponse({"name": name, "ready": state["ready"]}, status_code=200 if state["ready"] else 503)
 
-    # --- inference ----------------------------------------------------------------------
+    # --- inference: every registered codec, on its routes -------------------------------
 
-    @app.post("/v2/models/{name}/infer", tags=["v2"], openapi_extra=V2_INFER_BODY)
-    @app.post("/v2/models/{name}/versions/{version}/infer", tags=["v2"], include_in_schema=False)
-    async def infer(name: str, request: Request, version: str = "1") -> Response:
-        model_or_404(name)
-        from mmship.core.manager import get_plugin_manager
-        from mmship.plugins.codecs.v2 import binary_selection, encode_v2_response
-
-        body = await request.body()
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        decoded = get_plugin_manager().hook.mmship_decode_payload(body=body, headers=headers, protocol="v2")
-        if decoded is None:
-            raise HTTPProblem(415, "no payload plugin decodes Open Inference Protocol v2 requests. Fix: check `mmship plugins`")
+    async def run_infer(decoded: DecodedRequest) -> InferOutputs:
         check_items(len(decoded.inputs.images) + len(decoded.inputs.texts))
         result = await service.infer(decoded.inputs, decoded.requested_outputs)
         outputs = result.outputs
@@ -141,55 +137,80 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
                     hint="ask for available outputs, or send the inputs that produce them",
                 )
             outputs = {n: outputs[n] for n in decoded.requested_outputs}
-        payload, extra_headers = encode_v2_response(
-            service.name, "1", decoded.request_id, outputs, binary_selection(decoded),
-            parameters={"truncated": result.truncated} if any(result.truncated) else None,
-        )
-        return Response(payload, headers=extra_headers, media_type=extra_headers.get("content-type", "application/json"))
+        return InferOutputs(model=service.name, outputs=outputs, truncated=result.truncated)
 
-    @app.post("/embed", tags=["people"], response_model=EmbedResponse)
-    async def embed(body: EmbedRequest) -> EmbedResponse:
-        """Embed images (base64 or data URI) and texts; normalised to unit length by default."""
-        check_items(len(body.images) + len(body.texts))
-        images = [decode_image_text(v, f"images[{i}]") for i, v in enumerate(body.images)]
-        result = await service.infer(PayloadInputs(images=images, texts=body.texts))
-        outputs = {k: v for k, v in result.outputs.items() if k != "logits_per_image"}
-        if body.normalize:
-            outputs = {k: v / np.linalg.norm(v, axis=1, keepdims=True) for k, v in outputs.items()}
-        listed = {k: v.astype(float).tolist() for k, v in outputs.items()}
+    async def run_embed(decoded: DecodedRequest) -> EmbedResult:
+        """Embed images and texts; normalised to unit length by default."""
+        inputs = decoded.inputs
+        check_items(len(inputs.images) + len(inputs.texts))
+        result = await service.infer(PayloadInputs(images=inputs.images, texts=inputs.texts))
+        outputs = {k: v for k, v in result.outputs.items() if k != service.scorer.spec.output}
+        if inputs.options.get(OPTION_NORMALIZE, True):
+            outputs = {k: unit_rows(v) for k, v in outputs.items()}
         dim = int(next(iter(outputs.values())).shape[1])
-        return EmbedResponse(
-            model=service.name, dim=dim, image_embeds=listed.pop("image_embeds", None),
-            text_embeds=listed.pop("text_embeds", None), embeds=listed, truncated=result.truncated,
+        return EmbedResult(
+            model=service.name, dim=dim, image_embeds=outputs.pop("image_embeds", None),
+            text_embeds=outputs.pop("text_embeds", None), embeds=outputs, truncated=result.truncated,
         )
 
-    @app.post("/classify", tags=["people"], response_model=ClassifyResponse)
-    async def classify(body: ClassifyRequest) -> ClassifyResponse:
-        """Zero-shot classification: probabilities of each label for one image."""
-        check_items(1 + len(body.labels))
-        if "{}" not in body.template:
-            raise InputSpecError(f"template {body.template!r} has no '{{}}' for the label", hint="write e.g. 'a photo of a {}'")
-        if not {"image_embeds", "text_embeds"} <= set(engine.output_specs):
+    async def run_classify(decoded: DecodedRequest) -> ClassifyResult:
+        """Zero-shot classification of one image: each label's probability under the model's
+        scoring (softmax over the labels, or one sigmoid per label)."""
+        labels = [str(label) for label in decoded.inputs.options.get(OPTION_LABELS) or []]
+        template = str(decoded.inputs.options.get(OPTION_TEMPLATE, DEFAULT_TEMPLATE))
+        check_items(1 + len(labels))
+        if len(decoded.inputs.images) != 1 or not labels:
             raise InputSpecError(
-                f"model {service.name!r} has no separate image and text embeddings to compare",
+                f"classification takes one image and at least one label, got {len(decoded.inputs.images)} and {len(labels)}",
+                hint="send one image and its candidate labels",
+            )
+        texts = label_prompts(template, labels)
+        scorer = service.scorer
+        if not scorer.applies(engine.output_specs):
+            raise InputSpecError(
+                f"model {service.name!r} has no image-text score (scoring: {scorer.kind}) to classify with",
                 hint="use /embed or /v2 infer for this model",
             )
-        image = decode_image_text(body.image, "image")
-        texts = [body.template.format(label) for label in body.labels]
-        result = await service.infer(PayloadInputs(images=[image], texts=texts))
-        logits = result.outputs["logits_per_image"][0].astype(np.float64)
-        probs = np.exp(logits - logits.max())
-        probs /= probs.sum()
-        return ClassifyResponse(
-            model=service.name, labels=body.labels, probs=[float(p) for p in probs],
-            top=body.labels[int(np.argmax(probs))], truncated=result.truncated,
+        result = await service.infer(PayloadInputs(images=decoded.inputs.images, texts=texts))
+        probs = scorer.probabilities(result.outputs[scorer.spec.output])[0]
+        return ClassifyResult(
+            model=service.name, labels=labels, probs=[float(p) for p in probs],
+            top=labels[int(np.argmax(probs))], scoring=scorer.kind, truncated=result.truncated,
         )
+
+    from mmship.core.manager import get_plugin_manager
+
+    codecs = get_plugin_manager().codecs()
+    mount_codecs(
+        app, codecs, {"infer": run_infer, "embed": run_embed, "classify": run_classify, "embed_items": embed_items},
+        check_model=model_or_404,
+    )
+    mount_protocol_extras(app, codecs, models)
+    mount_page(app)
 
     @app.get("/metrics", tags=["ops"])
     async def prometheus_metrics() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return app
+
+
+def label_prompts(template: str, labels: list[str]) -> list[str]:
+    """Each label put into ``template`` at its one ``{}``. Any other placeholder (a
+    name, an index, a format spec such as ``{:>999999999}``) is refused with a 400 before
+    anything is formatted: never a server error, never a huge string."""
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        fields = [("?", str(exc), None)]
+    if not fields:
+        raise InputSpecError(f"template {template!r} has no '{{}}' for the label", hint="write e.g. 'a photo of a {}'")
+    if fields != [("", "", None)]:
+        raise InputSpecError(
+            f"template {template!r} must hold exactly one '{{}}' and no other placeholder",
+            hint="keep one '{}' for the label; write other braces as '{{' and '}}'",
+        )
+    return [template.format(label) for label in labels]
 
 
 def _memory_sampler(settings: ServerSettings) -> asyncio.Task[None]:

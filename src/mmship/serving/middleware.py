@@ -10,6 +10,12 @@ from typing import Any
 from mmship.serving.metrics import ServerMetrics
 
 OPEN_PATHS = ("/v2/health/", "/docs", "/openapi.json", "/redoc")
+#: Paths open as they are (no prefix): the try-it page, which holds no data.
+OPEN_EXACT = frozenset({"/"})
+#: Routes counted under their own name in the request metrics.
+METRIC_ROUTES = frozenset({
+    "/embed", "/classify", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready", "/v1/embeddings", "/v1/models", "/",
+})
 
 
 async def _send_error(send: Any, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -35,7 +41,7 @@ class GuardMiddleware:
         path = scope.get("path", "")
         if path.startswith("/v2/models/"):
             return "/v2/models/{name}/infer" if path.endswith("/infer") else "/v2/models/{name}"
-        return path if path in {"/embed", "/classify", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready"} else "other"
+        return path if path in METRIC_ROUTES else "other"
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -59,7 +65,7 @@ class GuardMiddleware:
     async def _guarded(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
         path = scope.get("path", "")
-        if self.api_key and not path.startswith(OPEN_PATHS):
+        if self.api_key and not path.startswith(OPEN_PATHS) and path not in OPEN_EXACT:
             given = headers.get("authorization", "")
             token = given[7:] if given.lower().startswith("bearer ") else ""
             if not secrets.compare_digest(token.encode(), self.api_key.encode()):

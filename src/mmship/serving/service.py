@@ -15,6 +15,9 @@ import numpy as np
 
 from mmship.core.errors import InputSpecError
 from mmship.core.payload import PayloadInputs
+from mmship.payload.datatypes import v2_datatype
+from mmship.preprocess.tokens import tokenizer_pad_value
+from mmship.scoring import Scorer
 from mmship.serving.batcher import DynamicBatcher, stack_rows
 from mmship.serving.engine import Engine, GraphRunner
 from mmship.serving.metrics import ServerMetrics
@@ -30,6 +33,8 @@ class InferResult:
 
     outputs: dict[str, np.ndarray]
     truncated: list[bool] = field(default_factory=list)
+    #: Tokens each text took, special tokens included, padding not.
+    text_tokens: list[int] = field(default_factory=list)
 
 
 def pad_stacker(pad_ids: dict[str, int]):
@@ -52,7 +57,7 @@ def pad_stacker(pad_ids: dict[str, int]):
 
 
 class ModelService:
-    """One served model: preprocessing, batchers, scoring."""
+    """One served model: preprocessing, batchers, scoring (:attr:`scorer`)."""
 
     def __init__(self, engine: Engine, settings: ServerSettings, metrics: ServerMetrics) -> None:
         from mmship.preprocess.pixels import ImagePreprocessor
@@ -64,7 +69,7 @@ class ModelService:
         manifest = engine.bundle.manifest
         self.name = manifest.name
         self.preprocess = manifest.preprocess
-        self.logit_scale = float(manifest.adapter_data.get("logit_scale", 100.0))
+        self.scorer = Scorer.for_manifest(manifest)
         serving = manifest.serving_params
         self.max_batch_size = settings.max_batch_size or serving.max_batch_size
         self.max_delay_ms = serving.max_delay_ms if settings.max_delay_ms is None else settings.max_delay_ms
@@ -82,10 +87,18 @@ class ModelService:
         self._pool = ThreadPoolExecutor(max_workers=settings.preprocess_workers, thread_name_prefix="mmship-prep")
         self.batchers = {name: self._batcher(graph) for name, graph in engine.graphs.items()}
 
-    def _batcher(self, graph: GraphRunner) -> DynamicBatcher:
-        text_inputs = [s.name for s in graph.inputs if s.modality == "text"]
+    def _pad_ids(self, graph: GraphRunner) -> dict[str, int]:
+        """What each text input of ``graph`` is padded with: the manifest's ``pad_ids``, or for
+        bundles built before they were recorded, what the tokenizer pads each output with."""
+        text = self.preprocess.text if self.preprocess else None
+        recorded = text.pad_ids if text is not None else {}
         pad_id = self.tokenizer.pad_id if self.tokenizer is not None else 0
-        stacker = pad_stacker({n: (0 if "mask" in n else pad_id) for n in text_inputs}) if text_inputs else stack_rows
+        names = [s.name for s in graph.inputs if s.modality == "text"]
+        return {n: recorded[n] if n in recorded else tokenizer_pad_value(n, pad_id) for n in names}
+
+    def _batcher(self, graph: GraphRunner) -> DynamicBatcher:
+        pad_ids = self._pad_ids(graph)
+        stacker = pad_stacker(pad_ids) if pad_ids else stack_rows
         return DynamicBatcher(
             graph.spec.name, graph, max_batch_size=self.max_batch_size, max_delay_ms=self.max_delay_ms,
             max_queue_rows=self.settings.max_queue_rows, stacker=stacker, observer=self.metrics.observer(),
@@ -108,10 +121,8 @@ class ModelService:
 
     def metadata_inputs(self) -> list[dict[str, Any]]:
         """v2 metadata: raw tensor inputs plus the high-level BYTES inputs."""
-        from mmship.serving.validation import V2_DATATYPES
-
         specs = [
-            {"name": s.name, "datatype": V2_DATATYPES[s.dtype], "shape": s.shape}
+            {"name": s.name, "datatype": v2_datatype(s.dtype), "shape": s.shape}
             for s in self.engine.input_specs.values()
         ]
         if self.images is not None:
@@ -120,7 +131,7 @@ class ModelService:
             specs.append({"name": "text", "datatype": "BYTES", "shape": [-1]})
         return specs
 
-    async def _features(self, inputs: PayloadInputs) -> tuple[dict[str, np.ndarray], list[bool]]:
+    async def _features(self, inputs: PayloadInputs) -> tuple[dict[str, np.ndarray], list[bool], list[int]]:
         specs = self.engine.input_specs
         unknown = sorted(set(inputs.tensors) - set(specs))
         if unknown:
@@ -132,6 +143,7 @@ class ModelService:
         feeds = {name: check_tensor(specs[name], value, self.max_text_length) for name, value in inputs.tensors.items()}
         loop = asyncio.get_running_loop()
         truncated: list[bool] = []
+        text_tokens: list[int] = []
         jobs = []
         if inputs.images:
             if self.images is None:
@@ -154,12 +166,13 @@ class ModelService:
         if inputs.texts:
             tokens = results[index]
             truncated = list(tokens.truncated)
+            text_tokens = [int(n) for n in tokens.attention_mask.sum(axis=1)]
             for spec in specs.values():
                 if spec.modality == "text" and spec.name in tokens.arrays:
                     feeds[spec.name] = tokens.arrays[spec.name]
         if any(s.modality == "text" for s in specs.values()) and "input_ids" in feeds and "attention_mask" in specs:
             feeds.setdefault("attention_mask", np.ones_like(feeds["input_ids"]))
-        return feeds, truncated
+        return feeds, truncated, text_tokens
 
     def _plan(self, feeds: dict[str, np.ndarray], requested: list[str]) -> list[GraphRunner]:
         runnable = self.engine.graphs_for(set(feeds))
@@ -184,11 +197,12 @@ class ModelService:
         return chosen
 
     async def infer(self, inputs: PayloadInputs, requested: list[str] | None = None) -> InferResult:
-        """Run the graphs the inputs allow; add ``logits_per_image`` for image+text."""
+        """Run the graphs the inputs allow; add the model's image-text logits (the bundle's
+        ``scoring``, served as ``logits_per_image``) when images and texts were both sent."""
         if not (inputs.images or inputs.texts or inputs.tensors):
             raise InputSpecError("the request has no inputs", hint="send at least one image or text")
         requested = requested or []
-        feeds, truncated = await self._features(inputs)
+        feeds, truncated, text_tokens = await self._features(inputs)
         graphs = self._plan(feeds, requested)
         timeout = self.settings.request_timeout_s
         results = await asyncio.gather(
@@ -197,14 +211,7 @@ class ModelService:
         outputs: dict[str, np.ndarray] = {}
         for result in results:
             outputs.update(result)
-        if "image_embeds" in outputs and "text_embeds" in outputs:
-            outputs["logits_per_image"] = self.logits(outputs["image_embeds"], outputs["text_embeds"])
+        self.scorer.add_logits(outputs)
         if truncated and any(truncated):
             self.metrics.truncated.inc(sum(truncated))
-        return InferResult(outputs, truncated)
-
-    def logits(self, image_embeds: np.ndarray, text_embeds: np.ndarray) -> np.ndarray:
-        """CLIP-style scores: ``logit_scale`` times the cosine of every image-text pair."""
-        image = image_embeds / np.linalg.norm(image_embeds, axis=1, keepdims=True)
-        text = text_embeds / np.linalg.norm(text_embeds, axis=1, keepdims=True)
-        return (self.logit_scale * image @ text.T).astype(np.float32)
+        return InferResult(outputs, truncated, text_tokens)

@@ -7,6 +7,7 @@ import ipaddress
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from mmship.core.errors import MmshipError
+from mmship.serving.url_fetch import UrlFetchSettings
 
 
 class ServerSettings(BaseModel):
@@ -32,6 +33,7 @@ class ServerSettings(BaseModel):
     memory_log: str | None = None
     memory_log_interval_s: float = 5.0
     drain_timeout_s: float = 30.0
+    url_fetch: UrlFetchSettings = Field(default_factory=UrlFetchSettings, description="image URL fetching (off: no hosts)")
 
     def is_loopback(self) -> bool:
         """True when the server binds only the loopback interface."""

@@ -10,8 +10,7 @@ import numpy as np
 
 from mmship.core.errors import InputSpecError
 from mmship.core.specs import TensorSpec
-
-V2_DATATYPES = {"float32": "FP32", "float16": "FP16", "int64": "INT64", "int32": "INT32", "uint8": "UINT8", "bytes": "BYTES"}
+from mmship.payload.datatypes import v2_datatype
 
 
 def _shape(values: list[int] | tuple[int, ...]) -> str:
@@ -58,9 +57,8 @@ def check_tensor(spec: TensorSpec, value: np.ndarray, max_length: int | None = N
         same_kind = np.issubdtype(value.dtype, np.integer) == np.issubdtype(dtype, np.integer)
         if not same_kind:
             raise InputSpecError(
-                f"input '{spec.name}' must be {V2_DATATYPES.get(spec.dtype, spec.dtype)}, got "
-                f"{V2_DATATYPES.get(value.dtype.name, value.dtype.name)}",
-                hint=f"send '{spec.name}' with datatype {V2_DATATYPES.get(spec.dtype, spec.dtype)}",
+                f"input '{spec.name}' must be {v2_datatype(spec.dtype)}, got {v2_datatype(value.dtype)}",
+                hint=f"send '{spec.name}' with datatype {v2_datatype(spec.dtype)}",
             )
         value = value.astype(dtype)
     return value

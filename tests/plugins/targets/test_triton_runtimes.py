@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 import mmship
-from mmship.core.bundle import Bundle, BundleManifest, BundleWriter, GraphFile, SourceInfo
+from mmship.core.bundle import (
+    Bundle,
+    BundleManifest,
+    BundleWriter,
+    GraphFile,
+    SourceInfo,
+)
 from mmship.core.config import DeployConfig
 from mmship.core.errors import DeployError
 from mmship.core.manager import get_plugin_manager

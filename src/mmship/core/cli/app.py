@@ -56,7 +56,7 @@ def build_app(with_plugins: bool = True) -> typer.Typer:
         # pluggy lists implementations last-registered first; commands appear in load order
         for impl in reversed(manager.pm.hook.mmship_register_commands.get_hookimpls()):
             try:
-                impl.function(app=app)
+                manager.call_for_plugin("mmship_register_commands", impl.plugin_name, app=app)
             except Exception as exc:  # a plugin's commands must not break the CLI
                 manager.fail(
                     impl.plugin_name, f"mmship_register_commands failed: {type(exc).__name__}: {exc}", traceback.format_exc()

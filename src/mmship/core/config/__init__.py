@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from mmship.core.config.deploy_config import DeployConfig, TargetSection
 from mmship.core.config.issues import ConfigIssue, format_path
 from mmship.core.config.loader import (
     Validation,
@@ -15,7 +16,6 @@ from mmship.core.config.loader import (
     validate_file,
     validate_text,
 )
-from mmship.core.config.deploy_config import DeployConfig, TargetSection
 from mmship.core.config.models import (
     PERCENT_METRICS,
     Autoscaling,

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from mmship.core.config.deploy_config import DeployConfig
 from mmship.core.config.issues import (
     ConfigIssue,
     YamlPath,
@@ -23,7 +24,6 @@ from mmship.core.config.issues import (
     model_at,
     suggest,
 )
-from mmship.core.config.deploy_config import DeployConfig
 from mmship.core.config.yaml_loader import LoadedYaml, YamlSyntaxError, load_yaml
 from mmship.core.errors import ConfigError
 

@@ -1,64 +1,64 @@
 """The people-facing JSON routes ``/embed`` and ``/classify`` (plugin ``codec-embed``).
 
 ``POST /embed`` ``{"images": [base64 | data URI], "texts": [...], "normalize": true}``
--> ``{"model", "image_embeds", "text_embeds", "dim", "truncated"}``;
+-> ``{"model", "dim", "image_embeds", "text_embeds", "embeds", "truncated"}``;
 ``POST /classify`` ``{"image": base64 | data URI, "labels": [...], "template": "a photo of a {}"}``
--> ``{"model", "labels", "probs", "top"}``.
+-> ``{"model", "labels", "probs", "top", "truncated"}``.
+
+Two codecs, :class:`EmbedCodec` (operation ``embed``) and :class:`ClassifyCodec`
+(operation ``classify``), each with the client side (``encode_*_request``,
+``decode_*_response``) and the server side (``decode_*_request``, ``encode_*_response``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import BaseModel
 
 from mmship import hookimpl
+from mmship.core.codec import Codec, Operation
 from mmship.core.errors import InputSpecError, MmshipError
-from mmship.core.payload import EncodedRequest, PayloadInputs
+from mmship.core.payload import (
+    DEFAULT_TEMPLATE,
+    OPTION_LABELS,
+    OPTION_NORMALIZE,
+    OPTION_TEMPLATE,
+    ClassifyResult,
+    DecodedRequest,
+    EmbedResult,
+    EncodedRequest,
+    EncodedResponse,
+    PayloadInputs,
+)
 from mmship.payload.binary import parse_json
-from mmship.payload.images import check_encoded_image, encode_image_text
+from mmship.payload.images import (
+    check_encoded_image,
+    decode_image_text,
+    encode_image_text,
+)
+from mmship.plugins.codecs.embed_schemas import (
+    ClassifyRequest,
+    ClassifyResponse,
+    EmbedRequest,
+    EmbedResponse,
+    openapi_fields,
+    read_json_body,
+)
 
-DEFAULT_TEMPLATE = "a photo of a {}"
+__all__ = [
+    "DEFAULT_TEMPLATE", "ClassifyCodec", "ClassifyResult", "EmbedCodec", "EmbedResult",
+    "decode_classify_request", "decode_classify_response", "decode_embed_request", "decode_embed_response",
+    "encode_classify_request", "encode_classify_response", "encode_embed_request", "encode_embed_response",
+]
+
 _JSON = {"content-type": "application/json"}
 
 
-@dataclass
-class EmbedResult:
-    """Embeddings from ``/embed``: one row per image / text, in the order sent."""
-
-    model: str
-    dim: int
-    image_embeds: np.ndarray | None = None
-    text_embeds: np.ndarray | None = None
-    embeds: dict[str, np.ndarray] = field(default_factory=dict)
-    truncated: list[bool] = field(default_factory=list)
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """Every embedding by output name (``image_embeds``, ``text_embeds``, others)."""
-        out = dict(self.embeds)
-        if self.image_embeds is not None:
-            out["image_embeds"] = self.image_embeds
-        if self.text_embeds is not None:
-            out["text_embeds"] = self.text_embeds
-        return out
-
-
-@dataclass
-class ClassifyResult:
-    """Zero-shot classification of one image: a probability per label."""
-
-    model: str
-    labels: list[str]
-    probs: list[float]
-    top: str
-    truncated: list[bool] = field(default_factory=list)
-
-    def ranked(self) -> list[tuple[str, float]]:
-        """``(label, probability)`` pairs, most likely first."""
-        return sorted(zip(self.labels, self.probs), key=lambda pair: -pair[1])
+# --- client side ------------------------------------------------------------------
 
 
 def encode_embed_request(inputs: PayloadInputs) -> EncodedRequest:
@@ -74,7 +74,7 @@ def encode_embed_request(inputs: PayloadInputs) -> EncodedRequest:
     doc = {
         "images": [encode_image_text(check_encoded_image(bytes(b), f"image {i}")) for i, b in enumerate(inputs.images)],
         "texts": list(inputs.texts),
-        "normalize": bool(inputs.options.get("normalize", True)),
+        "normalize": bool(inputs.options.get(OPTION_NORMALIZE, True)),
     }
     return EncodedRequest("POST", "/embed", json.dumps(doc).encode("utf-8"), dict(_JSON))
 
@@ -139,20 +139,120 @@ def decode_classify_response(body: bytes, headers: Mapping[str, str] | None = No
     top = doc.get("top") or (labels[int(np.argmax(probs))] if probs else "")
     return ClassifyResult(
         model=str(doc.get("model", "")), labels=labels, probs=probs, top=str(top),
-        truncated=[bool(t) for t in doc.get("truncated") or []],
+        truncated=[bool(t) for t in doc.get("truncated") or []], scoring=doc.get("scoring"),
     )
 
 
-@hookimpl
-def mmship_encode_payload(inputs: PayloadInputs, protocol: str) -> EncodedRequest | None:
-    """Encode protocol ``embed`` (``POST /embed``) and ``classify`` (``POST /classify``:
-    the first image, with ``options["labels"]`` and ``options["template"]``)."""
-    if protocol == "embed":
+# --- server side ------------------------------------------------------------------
+
+
+def _json_response(doc: BaseModel) -> EncodedResponse:
+    """``doc`` as FastAPI writes a response model (compact, UTF-8, no NaN)."""
+    body = json.dumps(doc.model_dump(mode="json"), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return EncodedResponse(body.encode("utf-8"), dict(_JSON))
+
+
+def _listed(array: np.ndarray | None) -> list[list[float]] | None:
+    return None if array is None else array.astype(float).tolist()
+
+
+def decode_embed_request(body: bytes, headers: Mapping[str, str]) -> DecodedRequest:
+    """A ``POST /embed`` body: images decoded to their files' bytes, texts, and
+    ``options["normalize"]``."""
+    request = read_json_body(body, headers, EmbedRequest)
+    images = [decode_image_text(value, f"images[{i}]") for i, value in enumerate(request.images)]
+    inputs = PayloadInputs(images=images, texts=list(request.texts), options={OPTION_NORMALIZE: request.normalize})
+    return DecodedRequest(inputs=inputs)
+
+
+def encode_embed_response(answer: EmbedResult) -> EncodedResponse:
+    """The ``/embed`` response body for ``answer``."""
+    return _json_response(EmbedResponse(
+        model=answer.model, dim=answer.dim, image_embeds=_listed(answer.image_embeds),
+        text_embeds=_listed(answer.text_embeds), embeds={k: _listed(v) for k, v in answer.embeds.items()},
+        truncated=answer.truncated,
+    ))
+
+
+def decode_classify_request(body: bytes, headers: Mapping[str, str]) -> DecodedRequest:
+    """A ``POST /classify`` body: the image's bytes, ``options["labels"]`` and
+    ``options["template"]``."""
+    request = read_json_body(body, headers, ClassifyRequest)
+    image = decode_image_text(request.image, "image")
+    options = {OPTION_LABELS: list(request.labels), OPTION_TEMPLATE: request.template}
+    return DecodedRequest(inputs=PayloadInputs(images=[image], options=options))
+
+
+def encode_classify_response(answer: ClassifyResult) -> EncodedResponse:
+    """The ``/classify`` response body for ``answer``."""
+    return _json_response(ClassifyResponse(
+        model=answer.model, labels=answer.labels, probs=answer.probs, top=answer.top, scoring=answer.scoring,
+        truncated=answer.truncated,
+    ))
+
+
+# --- codecs -----------------------------------------------------------------------
+
+
+class EmbedCodec(Codec[EmbedResult]):
+    """``POST /embed``: embeddings of images and texts, plain JSON."""
+
+    name = "embed"
+    description = "POST /embed: embeddings of images and texts, plain JSON"
+    operation: ClassVar[Operation] = "embed"
+    routes = ("/embed",)
+    openapi: ClassVar[Mapping[str, Any]] = openapi_fields(EmbedRequest, EmbedResponse)
+
+    def encode_request(self, inputs: PayloadInputs, protocol: str) -> EncodedRequest:
+        """See :func:`encode_embed_request`."""
         return encode_embed_request(inputs)
-    if protocol == "classify":
+
+    def decode_response(self, body: bytes, headers: Mapping[str, str]) -> EmbedResult:
+        """See :func:`decode_embed_response`."""
+        return decode_embed_response(body, headers)
+
+    def decode_request(self, body: bytes, headers: Mapping[str, str]) -> DecodedRequest:
+        """See :func:`decode_embed_request`."""
+        return decode_embed_request(body, headers)
+
+    def encode_response(self, answer: EmbedResult, request: DecodedRequest) -> EncodedResponse:
+        """See :func:`encode_embed_response`."""
+        return encode_embed_response(answer)
+
+
+class ClassifyCodec(Codec[ClassifyResult]):
+    """``POST /classify``: zero-shot classification of one image, plain JSON."""
+
+    name = "classify"
+    description = "POST /classify: zero-shot classification of one image, plain JSON"
+    operation: ClassVar[Operation] = "classify"
+    routes = ("/classify",)
+    openapi: ClassVar[Mapping[str, Any]] = openapi_fields(ClassifyRequest, ClassifyResponse)
+
+    def encode_request(self, inputs: PayloadInputs, protocol: str) -> EncodedRequest:
+        """The first and only image of ``inputs``, with ``options["labels"]`` and
+        ``options["template"]`` (see :func:`encode_classify_request`)."""
         if len(inputs.images) != 1:
             raise InputSpecError(f"/classify takes exactly one image, got {len(inputs.images)}", hint="send one image per call")
         return encode_classify_request(
-            inputs.images[0], inputs.options.get("labels") or [], inputs.options.get("template", DEFAULT_TEMPLATE)
+            inputs.images[0], inputs.options.get(OPTION_LABELS) or [], inputs.options.get(OPTION_TEMPLATE, DEFAULT_TEMPLATE)
         )
-    return None
+
+    def decode_response(self, body: bytes, headers: Mapping[str, str]) -> ClassifyResult:
+        """See :func:`decode_classify_response`."""
+        return decode_classify_response(body, headers)
+
+    def decode_request(self, body: bytes, headers: Mapping[str, str]) -> DecodedRequest:
+        """See :func:`decode_classify_request`."""
+        return decode_classify_request(body, headers)
+
+    def encode_response(self, answer: ClassifyResult, request: DecodedRequest) -> EncodedResponse:
+        """See :func:`encode_classify_response`."""
+        return encode_classify_response(answer)
+
+
+@hookimpl
+def mmship_register_codecs(register: Any) -> None:
+    """Register the ``/embed`` and ``/classify`` codecs."""
+    register(EmbedCodec)
+    register(ClassifyCodec)

@@ -26,6 +26,7 @@ def mmship_register_commands(app: typer.Typer) -> None:
     ) -> None:
         """Verify a bundle's checksums and show its manifest and report."""
         from mmship.core.bundle import Bundle
+        from mmship.scoring import Scorer
 
         loaded = Bundle.load(bundle)
         m, report = loaded.manifest, loaded.report
@@ -57,6 +58,11 @@ def mmship_register_commands(app: typer.Typer) -> None:
              _num(a.get("zero_shot_top1_agreement", "n/a"), 3))
             for p, a in accuracy.items()
         ]))
+        scoring = Scorer.for_manifest(m).spec
+        console.print(f"scoring: {scoring.kind}" + (
+            f" of logit_scale {scoring.logit_scale:.4g} x cosine({scoring.image_embeds}, {scoring.text_embeds})"
+            + (f" + logit_bias {scoring.logit_bias:.4g}" if scoring.logit_bias else "") if scoring.scores else ""
+        ) + ("" if m.scoring else " (bundle from before scoring was recorded)"))
         sp = m.serving_params
         console.print(f"serving: precision {sp.precision}, batch {sp.default_batch_size}..{sp.max_batch_size}, "
                       f"max delay {sp.max_delay_ms} ms, accelerator {sp.accelerator}")

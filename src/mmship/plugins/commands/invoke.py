@@ -12,10 +12,14 @@ import typer
 from mmship import hookimpl
 from mmship.core.cli.console import console, table
 from mmship.core.errors import MmshipError
+from mmship.core.specs import ScoringSpec
+from mmship.scoring import Scorer, cosine_matrix
 
 PROTOCOL_CHOICES = ("auto", "v2", "v2-binary", "embed")
 #: ``scheme://ID``: a deployment on the target that declares ``scheme`` (``friendli://``).
 _SCHEME_URL = re.compile(r"^([a-z][a-z0-9+.-]*)://(.*)$")
+#: The output holding the model's image-text logits.
+LOGITS = ScoringSpec().output
 
 
 def _invoke_target(scheme: str, deployment: str, texts: list[str], images: list[Path], protocol: str, timeout: float) -> None:
@@ -35,39 +39,36 @@ def _invoke_target(scheme: str, deployment: str, texts: list[str], images: list[
     print_invoke_result(result)
 
 
-def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cosine similarity of every row of ``a`` with every row of ``b``."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    return a @ b.T
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Softmax along the last axis."""
-    shifted = np.asarray(logits, dtype=np.float64) - np.max(logits, axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
 def similarity_rows(
-    image_names: list[str], texts: list[str], outputs: dict[str, np.ndarray]
+    image_names: list[str], texts: list[str], outputs: dict[str, np.ndarray], scoring: str = "softmax"
 ) -> list[dict[str, object]]:
     """One row per image-text pair: cosine of the embeddings and, when the server sent
-    ``logits_per_image``, the softmax over the texts."""
+    ``logits_per_image``, the probability under the model's ``scoring`` (a ``softmax``
+    over the texts, or each text's own ``sigmoid``), keyed by that name."""
     if "image_embeds" not in outputs or "text_embeds" not in outputs:
         return []
-    cos = cosine(outputs["image_embeds"], outputs["text_embeds"])
-    probs = softmax(outputs["logits_per_image"]) if "logits_per_image" in outputs else None
+    cos = cosine_matrix(outputs["image_embeds"], outputs["text_embeds"])
+    scorer = Scorer(ScoringSpec(kind=scoring)) if scoring in ("softmax", "sigmoid") else None
+    logits = outputs.get(LOGITS)
+    probs = scorer.probabilities(logits) if scorer is not None and logits is not None else None
     rows = []
     for i, image in enumerate(image_names):
         for j, text in enumerate(texts):
             row: dict[str, object] = {"image": image, "text": text, "cosine": float(cos[i, j])}
             if probs is not None:
-                row["softmax"] = float(probs[i, j])
+                row[scoring] = float(probs[i, j])
             rows.append(row)
     return rows
+
+
+def server_scoring(client: object) -> str:
+    """The scoring the server's model metadata names (``parameters.scoring``); ``softmax``
+    when it names none (servers from before scoring was recorded always softmaxed)."""
+    try:
+        parameters = client.metadata().get("parameters") or {}  # type: ignore[attr-defined]
+    except (MmshipError, ValueError, AttributeError):
+        return "softmax"
+    return str(parameters.get("scoring") or "softmax")
 
 
 def _resolve_protocol(client: object, protocol: str) -> str:
@@ -136,11 +137,13 @@ def mmship_register_commands(app: typer.Typer) -> None:
                     return
                 for name, result in results.items():
                     ranked = [(label, f"{prob:.4f}", "<- top" if label == result.top else "") for label, prob in result.ranked()]
-                    console.print(table(f"{name}: zero-shot ({result.model})", ["label", "probability", ""], ranked))
+                    how = f", {result.scoring}" if result.scoring else ""
+                    console.print(table(f"{name}: zero-shot ({result.model}{how})", ["label", "probability", ""], ranked))
                 return
             chosen = _resolve_protocol(client, protocol)
+            scoring = server_scoring(client) if chosen != "embed" and image and text else "softmax"
             outputs = client.infer(images=list(image), texts=list(text), protocol=chosen)
-        rows = similarity_rows(names, list(text), outputs)
+        rows = similarity_rows(names, list(text), outputs, scoring)
         if as_json:
             print(json.dumps({
                 "protocol": chosen,
@@ -150,11 +153,12 @@ def mmship_register_commands(app: typer.Typer) -> None:
             return
         _print_outputs(outputs, f"outputs ({chosen})")
         if rows:
-            columns = ["image", "text", "cosine"] + (["softmax"] if "softmax" in rows[0] else [])
+            scored = scoring in rows[0]
+            columns = ["image", "text", "cosine"] + ([scoring] if scored else [])
             cells = [
-                [row["image"], row["text"], f"{row['cosine']:.4f}"] + ([f"{row['softmax']:.4f}"] if "softmax" in row else [])
+                [row["image"], row["text"], f"{row['cosine']:.4f}"] + ([f"{row[scoring]:.4f}"] if scored else [])
                 for row in rows
             ]
             console.print(table("image-text similarity", columns, cells))
-            if "softmax" not in rows[0]:
-                console.print("softmax over texts needs the model's logits: use --protocol v2-binary (with --model)")
+            if not scored and chosen == "embed":
+                console.print("scoring the texts needs the model's logits: use --protocol v2-binary (with --model)")

@@ -31,6 +31,9 @@ def mmship_register_commands(app: typer.Typer) -> None:
             provides.setdefault(adapters.owner(name), []).append(f"adapter:{name}")
         for name in targets.names():
             provides.setdefault(targets.owner(name), []).append(f"target:{name}")
+        for kind, registry in (("runtime", manager.runtimes()), ("codec", manager.codecs())):
+            for name in registry.names():
+                provides.setdefault(registry.owner(name), []).append(f"{kind}:{name}")
         if as_json:
             console.print_json(
                 json.dumps(

@@ -45,6 +45,6 @@ def mmship_validate(
     padding = figures["text_padding"].get("padding")
     if preprocess.text is not None and padding and padding != preprocess.text.padding:
         preprocess = preprocess.model_copy(update={"text": preprocess.text.model_copy(update={"padding": padding})})
-    figures["accuracy"] = accuracy_report(context.adapter, graphs, preprocess, context.processor_dir)
+    figures["accuracy"] = accuracy_report(graphs, preprocess, context.processor_dir, context.scoring)
     enforce_budget(figures["accuracy"], options.max_accuracy_loss)
     return figures

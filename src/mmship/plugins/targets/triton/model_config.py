@@ -20,6 +20,7 @@ from mmship.core.errors import DeployError
 from mmship.core.runtime import ServingBackend
 from mmship.core.specs import TensorSpec
 from mmship.ort import external_data_locations
+from mmship.payload.datatypes import v2_datatype
 
 #: ONNX TensorProto element types -> Triton data types.
 ONNX_TO_TRITON: dict[int, str] = {
@@ -27,13 +28,14 @@ ONNX_TO_TRITON: dict[int, str] = {
     7: "TYPE_INT64", 8: "TYPE_STRING", 9: "TYPE_BOOL", 10: "TYPE_FP16", 11: "TYPE_FP64", 12: "TYPE_UINT32",
     13: "TYPE_UINT64", 16: "TYPE_BF16",
 }
-#: Spec dtypes -> Triton data types (used when the graph does not say).
-SPEC_TO_TRITON: dict[str, str] = {
-    "float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64", "int32": "TYPE_INT32",
-    "uint8": "TYPE_UINT8", "bytes": "TYPE_STRING",
-}
 GPU_ACCELERATORS = ("cuda", "tensorrt")
 TRT_PRECISION = {"fp32": "FP32", "fp16": "FP16", "int8": "INT8"}
+
+
+def spec_to_triton(dtype: str) -> str:
+    """The Triton data type of a spec dtype (its v2 datatype, ``BYTES`` called ``STRING``)."""
+    name = v2_datatype(dtype)
+    return "TYPE_STRING" if name == "BYTES" else f"TYPE_{name}"
 
 
 @dataclass
@@ -93,13 +95,13 @@ def _spec_tensors(names: list[str], specs: dict[str, TensorSpec], graph: str, pa
     result = []
     for name in names:
         spec = specs.get(name)
-        if spec is None or spec.dtype not in SPEC_TO_TRITON:
+        if spec is None:
             raise DeployError(
                 f"tensor {name!r} of graph {graph!r} ({path.name}) has no adapter spec with a type Triton takes, "
                 f"and {path.suffix} files are not read here, so its type is unknown",
                 hint="rebuild the bundle with `mmship build` (the manifest lists a spec for every graph tensor)",
             )
-        result.append(TritonTensor(name, SPEC_TO_TRITON[spec.dtype], list(spec.shape[1:])))
+        result.append(TritonTensor(name, spec_to_triton(spec.dtype), list(spec.shape[1:])))
     return result
 
 
@@ -130,7 +132,7 @@ def _tensors(
                     f"spec says {want}",
                     hint="rebuild the bundle with `mmship build`",
                 )
-        data_type = ONNX_TO_TRITON.get(elem_type) or (SPEC_TO_TRITON[spec.dtype] if spec is not None else None)
+        data_type = ONNX_TO_TRITON.get(elem_type) or (spec_to_triton(spec.dtype) if spec is not None else None)
         if data_type is None:
             raise DeployError(f"tensor {name!r} has ONNX type {elem_type}, which Triton cannot take", hint="export as fp32")
         result.append(TritonTensor(name, data_type, dims))

@@ -1,9 +1,11 @@
-"""SigLIP adapter: specs, dimension rule, loading and export modules.
+"""SigLIP adapter (the tutorial's): specs, dimension rule, scoring, loading and export modules.
 
 SigLIP has two towers like CLIP, but no separate projection layers: the image embedding
 is the vision tower's attention-pooled output (``vision_config.hidden_size`` wide) and the
 text embedding is the text head's output (``text_config.projection_size`` wide). Texts are
-padded to ``max_position_embeddings`` (64) and take no attention mask.
+padded to ``max_position_embeddings`` (64) and take no attention mask. Each label is scored
+with its own sigmoid. mmship ships a complete ``siglip`` adapter; this simplified one is
+registered as ``siglip-tutorial``.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ from typing import Any
 
 from mmship.core.adapter import Adapter, ExportModule, LoadOptions
 from mmship.core.errors import DimensionMismatchError
-from mmship.core.specs import GraphSpec, ServingParams, TensorSpec
+from mmship.core.specs import GraphSpec, ScoringSpec, ServingParams, TensorSpec
 
 
 class SiglipAdapter(Adapter):
     """Google SigLIP image-text models (``SiglipModel``)."""
 
-    name = "siglip"
-    description = "SigLIP dual encoder (sigmoid loss): image and text towers"
+    name = "siglip-tutorial"
+    description = "SigLIP dual encoder (sigmoid loss): image and text towers (the tutorial's adapter)"
     model_types = ("siglip",)
     architectures = ("SiglipModel",)
     example_config = {
@@ -78,6 +80,17 @@ class SiglipAdapter(Adapter):
                 f"embeddings are {self.embed_dim}-dim (vision_config.hidden_size); they must match",
                 hint=f"set text_config.projection_size to {self.embed_dim} in config.json",
             )
+
+    def scoring(self, model: Any | None = None) -> ScoringSpec:
+        """One sigmoid per label of ``exp(logit_scale) * cosine + logit_bias``, with the
+        model's learned scale and bias (SigLIP's initial 10 and -10 without a model)."""
+        if model is None:
+            return ScoringSpec(kind="sigmoid", logit_scale=10.0, logit_bias=-10.0)
+        return ScoringSpec(
+            kind="sigmoid",
+            logit_scale=float(model.logit_scale.detach().exp()),
+            logit_bias=float(model.logit_bias.detach()),
+        )
 
     def default_serving_params(self) -> ServingParams:
         return ServingParams(default_batch_size=8, max_batch_size=32, max_delay_ms=5)

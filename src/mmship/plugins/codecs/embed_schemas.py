@@ -1,0 +1,103 @@
+"""Request and response bodies of the people-facing routes (``/embed``, ``/classify``),
+and reading a JSON body the way FastAPI reads one (same rules, same 400 messages)."""
+
+from __future__ import annotations
+
+import email.message
+import json
+from collections.abc import Mapping
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mmship.core.errors import InputSpecError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class EmbedRequest(BaseModel):
+    """Embed images and/or texts."""
+
+    model_config = ConfigDict(extra="forbid")
+    images: list[str] = Field(default_factory=list, description="base64 or data-URI encoded JPEG/PNG/WebP")
+    texts: list[str] = Field(default_factory=list)
+    normalize: bool = True
+
+
+class EmbedResponse(BaseModel):
+    model: str
+    dim: int
+    image_embeds: list[list[float]] | None = None
+    text_embeds: list[list[float]] | None = None
+    embeds: dict[str, list[list[float]]] = Field(default_factory=dict, description="other outputs (fusion, FLAVA)")
+    truncated: list[bool] = Field(default_factory=list)
+
+
+class ClassifyRequest(BaseModel):
+    """Zero-shot classification of one image against labels."""
+
+    model_config = ConfigDict(extra="forbid")
+    image: str = Field(description="base64 or data-URI encoded JPEG/PNG/WebP")
+    labels: list[str] = Field(min_length=1)
+    template: str = "a photo of a {}"
+
+
+class ClassifyResponse(BaseModel):
+    """Each label's probability for the image, under the model's scoring."""
+
+    model: str
+    labels: list[str]
+    probs: list[float]
+    top: str
+    scoring: Literal["softmax", "sigmoid"] = Field(
+        description="softmax: probs sum to 1 over the labels (CLIP); sigmoid: each label's own probability (SigLIP)"
+    )
+    truncated: list[bool] = Field(default_factory=list)
+
+
+def openapi_fields(request: type[BaseModel], response: type[BaseModel]) -> dict[str, object]:
+    """OpenAPI request body and 200 response of a route taking and giving these bodies."""
+    return {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": request.model_json_schema()}}},
+        "responses": {"200": {"description": "Successful Response", "content": {"application/json": {"schema": response.model_json_schema()}}}},
+    }
+
+
+def _invalid(parts: list[str]) -> InputSpecError:
+    return InputSpecError("invalid request body: " + "; ".join(parts), hint="see /docs for the request schema")
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def read_json_body(body: bytes, headers: Mapping[str, str], model: type[M]) -> M:
+    """``body`` validated as ``model``. As FastAPI does for a JSON body: an empty body is
+    missing; the body is parsed as JSON only under an ``application/json`` (or ``+json``)
+    content type, otherwise it is refused as not an object.
+
+    :raises InputSpecError: ``invalid request body: <where>: <what>`` and the fix.
+    """
+    if not body:
+        raise _invalid(["body: Field required"])
+    data: object = body
+    if _is_json({k.lower(): v for k, v in headers.items()}.get("content-type")):
+        try:
+            data = json.loads(body)
+        except json.JSONDecodeError as exc:
+            raise _invalid([f"{exc.pos}: JSON decode error"]) from None
+        except UnicodeDecodeError as exc:
+            raise _invalid([f"{exc.start}: the body is not UTF-8 JSON ({exc.reason})"]) from None
+    try:
+        return model.model_validate(data, from_attributes=True)
+    except ValidationError as exc:
+        parts = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error.get("loc", ()))
+            parts.append(f"{where or 'body'}: {error.get('msg')}")
+        raise _invalid(parts) from None
