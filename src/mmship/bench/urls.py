@@ -15,15 +15,16 @@ from mmship.core.errors import MmshipError
 
 
 @contextmanager
-def resolve_target(target: str) -> Iterator[str]:
-    """Yield the base URL for ``target`` (a URL, or a bundle folder served for the run)."""
+def resolve_target(target: str, api_key: str | None = None) -> Iterator[str]:
+    """Yield the base URL for ``target`` (a URL, or a bundle folder served for the run,
+    requiring ``api_key`` when the bench sends one)."""
     if target.startswith(("http://", "https://")):
         yield target.rstrip("/")
         return
     if Path(target).is_dir():
         from mmship.serving.process import served_bundle
 
-        with served_bundle(target) as url:
+        with served_bundle(target, api_key=api_key) as url:
             yield url
         return
     raise MmshipError(

@@ -11,14 +11,17 @@ bundle/
 ```
 
 Bundles are written into a temporary sibling folder and renamed into place, so an
-interrupted build leaves nothing half-written. Loading verifies every checksum and
-refuses a tampered bundle, naming the file.
+interrupted build leaves nothing half-written. Loading checks that every path stays inside
+the folder, that the folder holds no symlink and no file the manifest does not list, and
+every checksum, refusing a damaged bundle and naming the file (see
+:mod:`mmship.core.bundle_files` for what this proves and what it does not). Files that are
+used (graphs) are then read once through :meth:`Bundle.read`, hashed, and handed over as
+those bytes.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import shutil
@@ -28,9 +31,11 @@ from types import TracebackType
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mmship import __version__
+from mmship.core.bundle_files import check_path, path_problem, read_verified, sha256_file, verify_files, verify_tree
+from mmship.core.config.yaml_loader import safe_load
 from mmship.core.errors import BundleError
 from mmship.core.specs import (
     GraphSpec,
@@ -72,6 +77,14 @@ class GraphFile(BaseModel):
     runtime: str = Field("onnxruntime", description="the inference runtime that loads this file")
     runtime_options: dict[str, Any] = Field(default_factory=dict, description="load options for the runtime")
 
+    @field_validator("file")
+    @classmethod
+    def _inside_the_bundle(cls, value: str) -> str:
+        problem = path_problem(value)
+        if problem is not None:
+            raise ValueError(f"graph file {value!r} {problem}")
+        return value
+
 
 class BundleManifest(BaseModel):
     """``mmship.yaml``: everything a runtime or target needs to know about a bundle."""
@@ -105,6 +118,15 @@ class BundleManifest(BaseModel):
             data = {**data, "kind": "graphs" if data.get("graphs") else "weights"}
         return data
 
+    @field_validator("files")
+    @classmethod
+    def _files_inside_the_bundle(cls, value: dict[str, str]) -> dict[str, str]:
+        for relative in value:
+            problem = path_problem(relative)
+            if problem is not None:
+                raise ValueError(f"file {relative!r} {problem}")
+        return value
+
     @model_validator(mode="after")
     def _kind_matches_graphs(self) -> BundleManifest:
         if self.kind == "graphs" and not self.graphs:
@@ -125,15 +147,6 @@ class BundleManifest(BaseModel):
         )
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class Bundle:
     """A loaded bundle: its folder, manifest and report."""
 
@@ -144,16 +157,21 @@ class Bundle:
 
     @classmethod
     def load(cls, root: str | Path, verify: bool = True) -> Bundle:
-        """Read a bundle; with ``verify`` (the default) check every file's sha256."""
+        """Read a bundle; with ``verify`` (the default) check its tree and every file's sha256."""
         root = Path(root)
         manifest_path = root / MANIFEST
+        if manifest_path.is_symlink():
+            raise BundleError(
+                f"{manifest_path} is a symlink; a bundle holds only its own files",
+                hint="replace the link with the file it points to (e.g. `cp -L`), or rebuild the bundle",
+            )
         if not manifest_path.is_file():
             raise BundleError(
                 f"{root} is not an mmship bundle (no {MANIFEST})",
                 hint="build one with `mmship build MODEL --out BUNDLE`",
             )
         try:
-            raw = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
+            raw = safe_load(manifest_path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             raise BundleError(f"{manifest_path} is damaged: {exc}", hint="rebuild the bundle with `mmship build`") from exc
         version = raw.get("format_version") if isinstance(raw, dict) else None
@@ -168,7 +186,15 @@ class Bundle:
             raise BundleError(
                 f"{manifest_path} is damaged: {exc}", hint="rebuild the bundle with `mmship build`"
             ) from exc
+        for graph in manifest.graphs:
+            if graph.file not in manifest.files:
+                raise BundleError(
+                    f"bundle {root}: graph {graph.name!r} ({graph.precision}) is {graph.file}, which is not among "
+                    "the files the manifest checksums",
+                    hint="rebuild the bundle with `mmship build`",
+                )
         if verify:
+            verify_tree(root, manifest.files, unlisted_ok={MANIFEST})
             verify_files(root, manifest.files)
         report_path = root / REPORT
         report = json.loads(report_path.read_text()) if report_path.is_file() else {}
@@ -181,6 +207,29 @@ class Bundle:
     def graph_path(self, name: str, precision: str) -> Path:
         """Absolute path of the graph for ``name`` at ``precision``."""
         return self.root / self.manifest.graph(name, precision).file
+
+    def relative(self, path: str | Path) -> str:
+        """The manifest key of ``path``: a ``str`` is taken as one already (``graphs/x.onnx``);
+        a :class:`~pathlib.Path` must lie under :attr:`root` (as :meth:`path` builds them)."""
+        if isinstance(path, Path):
+            for base in (self.root, self.root.absolute()):
+                if path.parts[: len(base.parts)] == base.parts:
+                    path = path.relative_to(base).as_posix()
+                    break
+            else:
+                raise BundleError(
+                    f"{path} is outside bundle {self.root}", hint="a bundle's graphs use only the bundle's own files"
+                )
+        check_path(self.root, path, "file")
+        return path
+
+    def read(self, path: str | Path) -> bytes:
+        """The bytes of one of the bundle's listed files (a manifest key, or a path under
+        :attr:`root`), read once and checked against its sha256: hand these to a runtime or
+        copy them, so what is used is what was verified. Refuses a path outside the bundle
+        and a file the manifest does not list."""
+        relative = self.relative(path)
+        return read_verified(self.root, relative, self.manifest.files.get(relative))
 
 
 def verify_files(root: Path, files: dict[str, str]) -> None:

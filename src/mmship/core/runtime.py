@@ -14,6 +14,12 @@ It may also declare which model servers run its graph files (``serving_backends`
 Triton's ``onnxruntime`` backend), so a deploy target that writes a model repository asks
 the runtime instead of assuming one, and which files make up one graph (``graph_files``).
 
+A runtime that sets :attr:`InferenceRuntime.reads_verified_bytes` is handed a ``read``
+function when it loads a bundle's graph: it reads the graph file and every file the graph
+refers to through it and opens nothing itself, so it builds its session from exactly the
+bytes that were checked against the bundle's checksums (no gap between the check and the
+use, and no file outside the bundle).
+
 Everything above it (batching, preprocessing, HTTP, accuracy figures) is shared, so a new
 runtime is a small plugin. Imports of the runtime's own library stay inside the methods.
 """
@@ -21,7 +27,7 @@ runtime is a small plugin. Imports of the runtime's own library stay inside the 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -72,6 +78,10 @@ class InferenceRuntime(ABC):
     #: ``{"triton": ServingBackend("onnxruntime", platform="onnxruntime_onnx")}``. A target
     #: refuses graphs of a runtime that names no backend for it.
     serving_backends: ClassVar[Mapping[str, ServingBackend]] = {}
+    #: True when :meth:`load` takes ``read`` (see there). The engine then hands it the
+    #: bundle's verified reader; a runtime without it is given the path only and opens the
+    #: file itself after the bundle was verified.
+    reads_verified_bytes: ClassVar[bool] = False
 
     @classmethod
     def graph_files(cls, path: Path) -> list[Path]:
@@ -98,6 +108,7 @@ class InferenceRuntime(ABC):
         threads: int | None = None,
         accelerator: str = "cpu",
         options: Mapping[str, Any] | None = None,
+        read: Callable[[Path], bytes] | None = None,
     ) -> GraphSession:
         """Load the graph at ``path``.
 
@@ -105,4 +116,10 @@ class InferenceRuntime(ABC):
         :param accelerator: ``cpu``, ``cuda``, ``tensorrt``, ... (see :meth:`providers`).
         :param options: runtime-specific load options recorded with the graph in the
             manifest (e.g. an inference precision hint).
+        :param read: only for runtimes with :attr:`reads_verified_bytes`; when given,
+            ``read(path)`` returns the graph file's bytes and ``read(other)`` those of a
+            file the graph refers to, each checked against the bundle's sha256 (a file
+            outside the bundle or not listed in it raises
+            :class:`~mmship.core.errors.BundleError`). The runtime builds its session from
+            those bytes and opens no file itself.
         """

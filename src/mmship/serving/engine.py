@@ -68,9 +68,12 @@ class Engine:
         self.graphs: dict[str, GraphRunner] = {}
         for graph_spec in manifest.graph_specs:
             file = files[graph_spec.name]
-            session = loaded[file.runtime].load(
+            runtime = loaded[file.runtime]
+            # runtimes that can are handed the bytes that were hashed, never a path to reopen
+            verified = {"read": bundle.read} if runtime.reads_verified_bytes else {}
+            session = runtime.load(
                 bundle.path(file.file), threads=self.threads, accelerator=self.accelerator,
-                options=file.runtime_options or None,
+                options=file.runtime_options or None, **verified,
             )
             self.graphs[graph_spec.name] = GraphRunner(
                 spec=graph_spec,

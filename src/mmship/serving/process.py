@@ -15,6 +15,7 @@ from typing import IO
 
 import httpx
 
+from mmship.child_env import child_environment
 from mmship.core.errors import DeployError
 
 
@@ -25,12 +26,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def spawn_server(serve_args: list[str], log: IO[bytes] | int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
-    """Start ``python -m mmship serve ARGS`` in its own session (env inherited, so an
-    API key travels in the environment, never in a file)."""
+def spawn_server(
+    serve_args: list[str], log: IO[bytes] | int | None = subprocess.DEVNULL, api_key: str | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m mmship serve ARGS`` in its own session with an allow-listed
+    environment (:func:`mmship.child_env.child_environment`: no tokens of the parent);
+    ``api_key`` travels to it as ``MMSHIP_API_KEY`` in that environment, never in a file."""
+    env = child_environment({"MMSHIP_API_KEY": api_key} if api_key is not None else None)
     return subprocess.Popen(
         [sys.executable, "-m", "mmship", "serve", *serve_args], stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True, env=os.environ.copy(),
+        start_new_session=True, env=env,
     )
 
 
@@ -77,10 +82,13 @@ def stop_process(pid: int, timeout_s: float = 30.0) -> None:
 
 
 @contextlib.contextmanager
-def served_bundle(bundle: str | Path, extra_args: list[str] | None = None, timeout_s: float = 300.0) -> Iterator[str]:
-    """Serve ``bundle`` on a free loopback port for the duration of the block."""
+def served_bundle(
+    bundle: str | Path, extra_args: list[str] | None = None, timeout_s: float = 300.0, api_key: str | None = None
+) -> Iterator[str]:
+    """Serve ``bundle`` on a free loopback port for the duration of the block (requiring
+    ``api_key`` when given)."""
     port = free_port()
-    child = spawn_server([str(bundle), "--host", "127.0.0.1", "--port", str(port), *(extra_args or [])])
+    child = spawn_server([str(bundle), "--host", "127.0.0.1", "--port", str(port), *(extra_args or [])], api_key=api_key)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, child, timeout_s)

@@ -1,4 +1,5 @@
-"""The ray target: config mapping, and a real 2-replica deployment on a loopback Ray."""
+"""The ray target: config mapping, and autoscaling on a real loopback Ray (its security:
+test_ray_security.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from mmship.core.bundle import Bundle
 from mmship.core.config import DeployConfig
+from mmship.plugins.targets.ray.cluster import LOOPBACK_ENV
 from mmship.plugins.targets.ray.target import RaySettings, RayTarget, autoscaling_config
 from tests.helpers.servers import free_port
 
@@ -48,38 +50,6 @@ def test_plan_lists_every_mapped_setting(tiny_clip_bundle):
     assert "127.0.0.1:8123" in plan.summary
 
 
-@pytest.mark.network
-def test_two_replicas_serve_embed_on_loopback(tiny_clip_bundle, tmp_path, monkeypatch):
-    from mmship.plugins.targets.ray.cluster import stop_ray
-
-    monkeypatch.setenv("HOME", str(tmp_path))  # restored after: start_ray points HOME at its own folder
-    for key in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_USAGE_STATS_ENABLED", "RAY_AUTH_MODE"):
-        monkeypatch.delenv(key, raising=False)
-    port = free_port()
-    # Ray's socket paths live under work_dir and must stay under 107 bytes: a short folder
-    work_dir = tempfile.mkdtemp(prefix="mr-", dir="/tmp")
-    target = RayTarget(RaySettings(port=port, work_dir=work_dir, num_cpus=0.5, blocking=False, threads=1))
-    bundle = Bundle.load(tiny_clip_bundle)
-    config = deploy_config(2, 2)
-    plan = target.plan(bundle, config)
-    try:
-        deployment = target.start(bundle, config, plan, timeout_s=180)
-        assert deployment.status == "running"
-        answers = [httpx.post(f"{deployment.url}/embed", json={"texts": [f"a photo {i}"]}, timeout=60) for i in range(6)]
-        assert all(a.status_code == 200 for a in answers), answers[0].text
-        assert len(answers[0].json()["text_embeds"][0]) == answers[0].json()["dim"]
-        status = target.status(deployment.name)
-        running = sum(states.get("RUNNING", 0) for states in status.details["replicas"].values())
-        assert running == 2
-        import psutil
-
-        listeners = [c for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == port]
-        assert listeners and all(c.laddr.ip in ("127.0.0.1", "::1") for c in listeners)
-    finally:
-        stop_ray()
-        shutil.rmtree(work_dir, ignore_errors=True)
-
-
 def test_look_back_must_exceed_the_metrics_interval():
     from pydantic import ValidationError
 
@@ -96,6 +66,8 @@ def test_load_scales_one_replica_to_two(tiny_clip_bundle, tmp_path, monkeypatch)
     from mmship.plugins.targets.ray.cluster import stop_ray
 
     monkeypatch.setenv("HOME", str(tmp_path))
+    for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", *LOOPBACK_ENV):  # start_ray sets them for the driver: undone after
+        monkeypatch.delenv(key, raising=False)
     port = free_port()
     work_dir = tempfile.mkdtemp(prefix="mr-", dir="/tmp")
     target = RayTarget(RaySettings(

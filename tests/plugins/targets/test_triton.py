@@ -4,6 +4,7 @@ ONNX graphs, the KServe manifest, atomic writes and --force."""
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import onnx
@@ -29,6 +30,7 @@ CONFIG = {
                                 {"type": "memory_utilization", "threshold": "70%"}], "cooldown": 300},
 }
 ONNX_TYPES = {1: "TYPE_FP32", 7: "TYPE_INT64", 10: "TYPE_FP16"}
+MARKER_FILE = ".mmship-repository"  # what the target writes with every repository
 
 
 @pytest.fixture(scope="module")
@@ -144,15 +146,62 @@ def test_storage_uri_namespace_and_dns_names(graphs_bundle, tmp_path):
     assert dns_name("9 Lives!") == "m-9-lives"
 
 
-def test_refuses_to_overwrite_without_force_and_replaces_with_it(graphs_bundle, tmp_path):
+def test_refuses_to_overwrite_without_force_and_replaces_its_own_with_it(graphs_bundle, tmp_path):
     repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "keep.txt").write_text("mine")
+    deploy(graphs_bundle, repo)
+    assert json.loads((repo / MARKER_FILE).read_text())["written_by"] == "mmship"
+    (repo / "stale.txt").write_text("left by an earlier run")
     with pytest.raises(DeployError) as info:
         deploy(graphs_bundle, repo)
-    assert "--force" in info.value.hint and (repo / "keep.txt").exists()
+    assert "--force" in info.value.hint and (repo / "stale.txt").exists()
     deploy(graphs_bundle, repo, force=True)
-    assert not (repo / "keep.txt").exists() and (repo / "tiny-clip-image" / "1" / "model.onnx").is_file()
+    assert not (repo / "stale.txt").exists() and (repo / "tiny-clip-image" / "1" / "model.onnx").is_file()
+
+
+@pytest.mark.parametrize("marker", [None, "not json", '{"written_by": "someone"}', "symlink"])
+def test_force_never_replaces_a_folder_mmship_did_not_write(graphs_bundle, tmp_path, marker):
+    """A folder of notes given as --out with --force is refused, whatever it holds."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.md").write_text("my notes")
+    (notes / "drafts").mkdir()
+    if marker == "symlink":
+        (tmp_path / "real-marker").write_text('{"written_by": "mmship"}')
+        (notes / MARKER_FILE).symlink_to(tmp_path / "real-marker")
+    elif marker is not None:
+        (notes / MARKER_FILE).write_text(marker)
+    with pytest.raises(DeployError) as info:
+        deploy(graphs_bundle, notes, force=True)
+    assert f"{notes} was not written by mmship (it has no {MARKER_FILE}), so --force will not replace it" in info.value.message
+    assert "todo.md" in info.value.message and "move that folder's contents away" in info.value.hint
+    assert (notes / "todo.md").read_text() == "my notes" and (notes / "drafts").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["notes", *(["real-marker"] if marker == "symlink" else [])])
+
+
+def test_an_empty_folder_or_a_file_as_out(graphs_bundle, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    deploy(graphs_bundle, empty)  # nothing to lose: used without --force
+    assert (empty / MARKER_FILE).is_file()
+    note = tmp_path / "note.txt"
+    note.write_text("keep")
+    with pytest.raises(DeployError, match="exists and is not a folder"):
+        deploy(graphs_bundle, note, force=True)
+    assert note.read_text() == "keep"
+
+
+def test_a_folder_changed_between_plan_and_write_is_not_replaced(graphs_bundle, tmp_path):
+    out = tmp_path / "repo"
+    target = TritonTarget(TritonSettings(out=out, force=True))
+    bundle = Bundle.load(graphs_bundle)
+    config = DeployConfig.model_validate(CONFIG)
+    plan = target.plan(bundle, config)  # out did not exist yet
+    out.mkdir()
+    (out / "todo.md").write_text("written meanwhile")
+    with pytest.raises(DeployError, match="was not written by mmship"):
+        target.deploy(bundle, config, plan)
+    assert (out / "todo.md").read_text() == "written meanwhile"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]
 
 
 def test_failed_write_leaves_the_old_repository(graphs_bundle, tmp_path, monkeypatch):

@@ -5,6 +5,11 @@ plain Python data with the safe constructor, and walked once to map each path (a
 of keys and list indexes, ``("model", "inputs", 0, "shape")``) to its 1-based line and,
 for scalars, to the text exactly as written (``1.12`` stays ``"1.12"``; YAML would read
 it as a float). Duplicate keys, which PyYAML silently lets the last one win, are reported.
+
+Anchors and aliases (``&name`` / ``*name``, merge keys ``<<: *name``) are refused in every
+YAML file mmship reads (deploy config, bundle manifest, ``--set`` values): PyYAML expands
+them without bound, so a few hundred bytes of nested aliases make millions of entries (a
+"billion laughs"). :class:`StrictSafeLoader` and :func:`safe_load` are the loader for them.
 """
 
 from __future__ import annotations
@@ -17,6 +22,31 @@ import yaml
 from mmship.core.config.issues import ConfigIssue, YamlPath
 
 _TAB_HINT = "indent with spaces, not tabs"
+_ALIAS_PROBLEM = "YAML anchors and aliases (&name, *name, <<: *name) are not accepted"
+_ALIAS_HINT = (
+    "write the values out in full: mmship does not expand anchors and aliases "
+    "(a few lines of nested aliases expand to millions of entries)"
+)
+
+
+class StrictSafeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses anchors and aliases where they are written."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        """Compose as PyYAML does, after refusing an alias or an anchored node."""
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(None, None, _ALIAS_PROBLEM, event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def safe_load(text: str) -> Any:
+    """``yaml.safe_load`` without anchors and aliases (raises ``yaml.YAMLError`` on them)."""
+    loader = StrictSafeLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 @dataclass
@@ -54,7 +84,9 @@ def _syntax_issue(exc: yaml.YAMLError) -> ConfigIssue:
     column = f" at column {mark.column + 1}" if mark is not None else ""
     message = f"YAML syntax error{column}: {problem}" + (f" ({context})" if context else "")
     hint = "fix the YAML at that line: a `key: value` needs a space after the colon, lists start with `- `"
-    if "\\t" in str(problem) or "tab" in str(problem).lower():
+    if problem == _ALIAS_PROBLEM:
+        message, hint = f"{problem}{column}", _ALIAS_HINT
+    elif "\\t" in str(problem) or "tab" in str(problem).lower():
         hint = _TAB_HINT
     elif "mapping values are not allowed" in str(problem):
         hint = "a value containing ': ' must be quoted, and nested keys must be indented under their section"
@@ -95,7 +127,7 @@ def load_yaml(text: str) -> LoadedYaml:
     An empty document gives ``data=None``. Raises :class:`YamlSyntaxError` for text that
     is not YAML or holds several documents.
     """
-    loader = yaml.SafeLoader(text)
+    loader = StrictSafeLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:

@@ -67,7 +67,7 @@ def mmship_register_commands(app: typer.Typer) -> None:
         plan.validate()
         levels = len(plan.concurrency) * len(plan.modalities)
         err_console.print(f"bench: {levels} levels x {duration:g} s ({protocol})")
-        with resolve_target(target) as url:
+        with resolve_target(target, api_key=api_key) as url:
             result = bench_url(
                 url, plan,
                 on_level=lambda lv: err_console.print(

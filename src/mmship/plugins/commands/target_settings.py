@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from mmship.core.cli.console import print_warning
 from mmship.core.config import DeployConfig, TargetSection
+from mmship.core.config.yaml_loader import safe_load
 from mmship.core.errors import DeployError
 from mmship.core.registry import TargetRegistry
 from mmship.core.target import Target, TargetOption
@@ -99,7 +100,7 @@ def parse_sets(values: list[str]) -> dict[str, Any]:
                 hint="write e.g. --set project_id=abc123",
             )
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         node = result

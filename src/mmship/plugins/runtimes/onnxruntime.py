@@ -15,7 +15,7 @@ import numpy as np
 
 from mmship import hookimpl
 from mmship.core.runtime import GraphSession, InferenceRuntime, ServingBackend
-from mmship.ort import make_session, providers_for
+from mmship.ort import external_data_locations, make_session, providers_for
 
 
 class OrtSession:
@@ -50,6 +50,13 @@ class OnnxRuntime(InferenceRuntime):
     file_suffixes = (".onnx",)
     requires = "onnxruntime"
     serving_backends = {"triton": ServingBackend("onnxruntime", platform="onnxruntime_onnx")}
+    reads_verified_bytes = True
+
+    @classmethod
+    def graph_files(cls, path: Path) -> list[Path]:
+        """The ONNX file, then the external-data files it names (each a plain relative
+        path beside it; an absolute path or ``..`` is a :class:`BundleError`)."""
+        return [path, *(path.parent / name for name in external_data_locations(Path(path).read_bytes(), str(path)))]
 
     def providers(self, accelerator: str = "cpu") -> list[str]:
         """onnxruntime's execution providers for ``accelerator``, best first."""
@@ -62,9 +69,16 @@ class OnnxRuntime(InferenceRuntime):
         threads: int | None = None,
         accelerator: str = "cpu",
         options: Mapping[str, Any] | None = None,
+        read: Callable[[Path], bytes] | None = None,
     ) -> GraphSession:
-        """An onnxruntime session for the ONNX file at ``path`` (spinning off)."""
-        return OrtSession(make_session(path, threads=threads, spinning=False, providers=self.providers(accelerator)))
+        """An onnxruntime session for the ONNX file at ``path`` (spinning off); with
+        ``read``, built from the verified bytes of the file and of its external data."""
+        providers = self.providers(accelerator)
+        if read is None:
+            return OrtSession(make_session(path, threads=threads, spinning=False, providers=providers))
+        model = read(path)
+        external = {name: read(path.parent / name) for name in external_data_locations(model, str(path))}
+        return OrtSession(make_session(model, threads=threads, spinning=False, providers=providers, external=external))
 
 
 @hookimpl

@@ -2,25 +2,37 @@
 
 Detached deployments run ``python -m mmship serve`` as a child process with its log in
 ``$MMSHIP_HOME/deployments/<name>.log`` (default ``~/.mmship``) and a state file with its
-pid and URL; ``mmship stop NAME`` (or ``mmship deployments delete NAME --target local``)
-sends SIGTERM, which drains requests in flight. The API key travels in the child's
-environment only, never in a file.
+pid, start time, command line and URL; ``mmship stop NAME`` (or ``mmship deployments delete
+NAME --target local``) sends SIGTERM, which drains requests in flight, and only to the
+process mmship started (see :mod:`mmship.plugins.targets.local_state`). The API key
+travels in the child's environment only, never in a file.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mmship import hookimpl
 from mmship.core.errors import DeployError
 from mmship.core.target import Deployment, DeployPlan, Target
-from mmship.serving.process import spawn_server, stop_process, wait_ready
+from mmship.plugins.targets.local_state import (
+    NAME_RULE,
+    check_name,
+    identity,
+    is_plain_name,
+    log_path,
+    read_record,
+    state_dir,
+    state_path,
+    stop_verified,
+    verified_process,
+    write_record,
+)
+from mmship.serving.process import spawn_server, wait_ready
 
 if TYPE_CHECKING:
     from mmship.core.bundle import Bundle
@@ -41,22 +53,12 @@ class LocalSettings(BaseModel):
     insecure: bool = False
     ready_timeout_s: float = Field(300.0, gt=0, description="how long a detached deploy waits for readiness")
 
-
-def state_dir() -> Path:
-    """Where detached local deployments keep their state and logs."""
-    root = Path(os.environ.get("MMSHIP_HOME", Path.home() / ".mmship")) / "deployments"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    @field_validator("deployment_name")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        if value is not None and not is_plain_name(value):
+            raise ValueError(f"expected {NAME_RULE}")
+        return value
 
 
 class LocalTarget(Target):
@@ -81,7 +83,7 @@ class LocalTarget(Target):
 
     def plan(self, bundle: Bundle, config: DeployConfig) -> DeployPlan:
         self.require_graphs(bundle)
-        name = self.settings.deployment_name or bundle.manifest.name
+        name = check_name(self.settings.deployment_name or bundle.manifest.name)
         args = self._serve_args(bundle, config)
         mode = "detached (background process)" if self.settings.detach else "foreground (Ctrl-C stops it)"
         return DeployPlan(
@@ -100,53 +102,58 @@ class LocalTarget(Target):
 
             code = main(["serve", *args])
             return Deployment(self.name, name, url, "stopped" if code == 0 else f"exited {code}")
-        state = state_dir()
-        if (state / f"{name}.json").exists() and self._status(name) == "running":
+        if state_path(name).exists() and self._status(name) == "running":
             raise DeployError(f"local deployment {name!r} is already running", hint=f"mmship stop {name}")
-        log = state / f"{name}.log"
-        with log.open("ab") as fh:
-            child = spawn_server(args, fh)
-        record = {"name": name, "pid": child.pid, "url": url, "log": str(log), "bundle": str(bundle.root)}
-        (state / f"{name}.json").write_text(json.dumps(record))
+        log = log_path(name)
+        with log.open("ab") as fh:  # the API key (if any) goes to this child only
+            child = spawn_server(args, fh, api_key=os.environ.get("MMSHIP_API_KEY"))
+        record = {"name": name, "pid": child.pid, **identity(child.pid, list(child.args)), "url": url, "log": str(log), "bundle": str(bundle.root)}
+        write_record(name, record)
         try:
             wait_ready(url, child, self.settings.ready_timeout_s, log)
         except DeployError:
-            (state / f"{name}.json").unlink(missing_ok=True)
+            state_path(name).unlink(missing_ok=True)
             raise
         return Deployment(self.name, name, url, "running", {"pid": child.pid, "log": str(log)})
 
     # --- deployments ---------------------------------------------------------------
 
     def _record(self, name: str) -> dict[str, Any]:
-        path = state_dir() / f"{name}.json"
+        path = state_path(name)
         if not path.exists():
             known = ", ".join(p.stem for p in state_dir().glob("*.json")) or "none"
             raise DeployError(f"no local deployment called {name!r} (known: {known})", hint="mmship deployments list --target local")
-        return json.loads(path.read_text())
+        return read_record(path)
 
     def _status(self, name: str) -> str:
-        return "running" if _alive(int(self._record(name)["pid"])) else "stopped"
+        return "running" if verified_process(self._record(name), state_path(name)) is not None else "stopped"
 
     def list_deployments(self) -> list[Deployment]:
-        """Detached local deployments, running or not."""
+        """Detached local deployments, running or not (a state file that cannot be
+        trusted is listed with the reason, never acted on)."""
         result = []
         for path in sorted(state_dir().glob("*.json")):
-            record = json.loads(path.read_text())
-            result.append(Deployment(self.name, record["name"], record["url"], self._status(record["name"]), record))
+            try:
+                record = self._record(path.stem)
+                result.append(Deployment(self.name, path.stem, record.get("url"), self._status(path.stem), record))
+            except DeployError as exc:
+                result.append(Deployment(self.name, path.stem, None, "invalid state file", {"problem": exc.message}))
         return result
 
     def status(self, name: str) -> Deployment:
         """One deployment's state."""
         record = self._record(name)
-        return Deployment(self.name, name, record["url"], self._status(name), record)
+        return Deployment(self.name, name, record.get("url"), self._status(name), record)
 
     def delete(self, name: str, timeout_s: float = 30.0) -> Deployment:
-        """Stop a detached deployment with SIGTERM (drains requests in flight)."""
+        """Stop a detached deployment with SIGTERM (drains requests in flight), if its
+        recorded process is still the server mmship started; remove its state file."""
         record = self._record(name)
-        if _alive(int(record["pid"])):
-            stop_process(int(record["pid"]), timeout_s)
-        (state_dir() / f"{name}.json").unlink(missing_ok=True)
-        return Deployment(self.name, name, record["url"], "deleted", record)
+        process = verified_process(record, state_path(name))
+        if process is not None:
+            stop_verified(process, timeout_s)
+        state_path(name).unlink(missing_ok=True)
+        return Deployment(self.name, name, record.get("url"), "deleted", record)
 
 
 @hookimpl

@@ -8,13 +8,44 @@ batch size (Ray's default of 5 would cap every batch at 5).
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+#: Set in the environment of a local (loopback-only) Ray's processes.
+LOOPBACK_FLAG = "MMSHIP_RAY_LOOPBACK"
+
+
+def bind_replica_grpc_to_loopback() -> None:
+    """On a loopback-only Ray, make this replica's inter-deployment gRPC server listen on
+    127.0.0.1. Ray Serve binds it to ``[::]`` (every interface) with no setting to change
+    it; the replica looks the helper up when it starts that server, after this class is
+    built. The deploy checks every Ray listener afterwards, so a Ray that ignores this is
+    caught, not trusted."""
+    if os.environ.get(LOOPBACK_FLAG) != "1":
+        return
+    try:
+        from ray.serve._private import replica
+    except ImportError:
+        return
+    original = getattr(replica, "add_port_to_grpc_server", None)
+    if original is None or getattr(original, "mmship_loopback", False):
+        return
+
+    def on_loopback(server: Any, address: str) -> Any:
+        host, _, port = address.rpartition(":")
+        if host in ("[::]", "0.0.0.0", ""):
+            address = f"127.0.0.1:{port}"
+        return original(server, address)
+
+    on_loopback.mmship_loopback = True  # type: ignore[attr-defined]
+    replica.add_port_to_grpc_server = on_loopback
 
 
 class MmshipReplica:
     """One replica: a verified bundle, its engine, and the mmship app over it."""
 
     def __init__(self, bundle_path: str, settings: dict[str, Any]) -> None:
+        bind_replica_grpc_to_loopback()
         from mmship.core.bundle import Bundle
         from mmship.serving.engine import Engine
         from mmship.serving.settings import ServerSettings

@@ -4,10 +4,16 @@ deploy_config mapping: ``compute.min_replicas``/``max_replicas`` -> autoscaling
 ``min_replicas``/``max_replicas``; an ``autoscaling.metrics`` entry of type
 ``request_count`` -> ``target_ongoing_requests``; ``autoscaling.cooldown`` ->
 ``downscale_delay_s``; ``serving_params`` -> the replicas' batching.
+
+Serve's HTTP proxy binds ``host`` (127.0.0.1 by default). The replicas require
+``MMSHIP_API_KEY`` as a bearer key when it is set, and a host other than loopback is refused
+without one (or ``insecure: true``), like ``mmship serve``.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from mmship import hookimpl
 from mmship.core.errors import DeployError
 from mmship.core.target import Deployment, DeployPlan, Target
+from mmship.plugins.targets.ray.cluster import check_cluster_auth, check_loopback_only
 
 if TYPE_CHECKING:
     from mmship.core.bundle import Bundle
@@ -50,6 +57,42 @@ class RaySettings(BaseModel):
     threads: int | None = Field(None, ge=1, description="onnxruntime threads per replica session")
     blocking: bool | None = Field(None, description="keep the command attached (default: yes for a local Ray)")
     work_dir: str | None = None
+    insecure: bool = Field(False, description="allow a non-loopback host without an API key")
+    allow_unauthenticated_cluster: bool = Field(
+        False, description="join an address without Ray token authentication (Ray's own security applies)"
+    )
+
+
+#: The environment variable holding the replicas' API key (as for ``mmship serve``).
+API_KEY_ENV = "MMSHIP_API_KEY"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def api_key(settings: RaySettings) -> str | None:
+    """The replicas' API key (``MMSHIP_API_KEY``), or None; refuses a non-loopback host
+    without one unless ``insecure`` (an empty key counts as none)."""
+    key = os.environ.get(API_KEY_ENV)
+    if key is not None and not key.strip():
+        raise DeployError(
+            f"{API_KEY_ENV} is set but empty: an empty key would let every request through",
+            hint=f"set {API_KEY_ENV} to a long random key (e.g. `openssl rand -hex 32`), or unset it on loopback",
+        )
+    if key is None and not _is_loopback(settings.host) and not settings.insecure:
+        raise DeployError(
+            f"refusing to serve Ray replicas on {settings.host} without an API key: anyone who can reach this "
+            "address could use the model",
+            hint=f"set {API_KEY_ENV} (the replicas then require 'Authorization: Bearer KEY'), keep host=127.0.0.1, "
+            "or pass --set insecure=true if the network is yours alone",
+        )
+    return key
 
 
 #: Ray's ``target_ongoing_requests`` when neither the config nor the settings set one.
@@ -103,16 +146,30 @@ class RayTarget(Target):
             "ray_actor_options": {"num_cpus": self.settings.num_cpus},
         }
 
+    def _security(self) -> dict[str, str]:
+        """What the plan says about access (checks the API key and the cluster's auth)."""
+        key = api_key(self.settings)
+        if self.settings.address:
+            warning = check_cluster_auth(self.settings.address, self.settings.allow_unauthenticated_cluster)
+            ray_auth = "none: Ray's own security applies (allow_unauthenticated_cluster)" if warning else "token (RAY_AUTH_MODE=token)"
+        else:
+            ray_auth = "token, random for this run; every Ray port on 127.0.0.1; no dashboard"
+        http = f"API key from {API_KEY_ENV}" if key is not None else "none (loopback only)"
+        if key is None and not _is_loopback(self.settings.host):
+            http = f"NONE on {self.settings.host} (insecure=true)"
+        return {"ray_auth": ray_auth, "http_auth": http}
+
     def plan(self, bundle: Bundle, config: DeployConfig) -> DeployPlan:
         self.require_graphs(bundle)
         options = self._options(bundle, config)
+        security = self._security()
         where = self.settings.address or "a local Ray on 127.0.0.1"
         app_name = self.settings.app_name or bundle.manifest.name
         return DeployPlan(
             target=self.name,
             summary=f"Ray Serve app {app_name!r} on {where}, HTTP at http://{self.settings.host}:{self.settings.port}{self.settings.route_prefix}",
             settings={
-                "app_name": app_name, "address": self.settings.address or "local",
+                "app_name": app_name, "address": self.settings.address or "local", **security,
                 **{f"autoscaling.{k}": v for k, v in options["autoscaling_config"].items()},
                 "max_ongoing_requests": options["max_ongoing_requests"],
                 "num_cpus_per_replica": self.settings.num_cpus,
@@ -142,18 +199,26 @@ class RayTarget(Target):
         from mmship.plugins.targets.ray.cluster import start_ray
         from mmship.plugins.targets.ray.deployment import build_application
 
-        start_ray(self.settings.address, Path(self.settings.work_dir) if self.settings.work_dir else None)
+        key = api_key(self.settings)
+        start_ray(
+            self.settings.address, Path(self.settings.work_dir) if self.settings.work_dir else None,
+            allow_unauthenticated_cluster=self.settings.allow_unauthenticated_cluster,
+        )
         from ray import serve
 
         serve.start(http_options={"host": self.settings.host, "port": self.settings.port})
         app_name = plan.settings["app_name"]
         settings = {k: v for k, v in self._serving(bundle, config).items() if v is not None}
+        if key is not None:
+            settings["api_key"] = key  # to the replicas only (Ray keeps it with the deployment)
         application = build_application(str(Path(bundle.root).resolve()), settings, self._options(bundle, config))
         serve.run(application, name=app_name, route_prefix=self.settings.route_prefix, blocking=False)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             status = serve.status().applications.get(app_name)
             if status is not None and str(status.status).endswith("RUNNING"):
+                if not self.settings.address:  # replicas and Serve's proxy now run too: look again
+                    check_loopback_only(allowed_ports=() if _is_loopback(self.settings.host) else {self.settings.port})
                 url = f"http://{self.settings.host}:{self.settings.port}{self.settings.route_prefix.rstrip('/')}"
                 return Deployment(self.name, app_name, url, "running")
             if status is not None and str(status.status).endswith(("DEPLOY_FAILED", "UNHEALTHY")):
@@ -165,7 +230,7 @@ class RayTarget(Target):
         """The application's status on the cluster at ``address``."""
         from mmship.plugins.targets.ray.cluster import start_ray
 
-        start_ray(self.settings.address)
+        start_ray(self.settings.address, allow_unauthenticated_cluster=self.settings.allow_unauthenticated_cluster)
         from ray import serve
 
         app = serve.status().applications.get(name)
@@ -178,7 +243,7 @@ class RayTarget(Target):
         """Delete the application from the cluster at ``address``."""
         from mmship.plugins.targets.ray.cluster import start_ray
 
-        start_ray(self.settings.address)
+        start_ray(self.settings.address, allow_unauthenticated_cluster=self.settings.allow_unauthenticated_cluster)
         from ray import serve
 
         serve.delete(name)

@@ -19,6 +19,7 @@ from typing import Any
 from mmship.core.errors import DeployError
 from mmship.core.runtime import ServingBackend
 from mmship.core.specs import TensorSpec
+from mmship.ort import external_data_locations
 from mmship.payload.datatypes import v2_datatype
 
 #: ONNX TensorProto element types -> Triton data types.
@@ -71,7 +72,8 @@ def _graph_io(path: Path) -> tuple[dict[str, tuple[int, list[int]]], dict[str, t
     external-data files the graph references."""
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
+    data = Path(path).read_bytes()
+    model = onnx.load_model_from_string(data)  # external data is never read from a string
     initializers = {init.name for init in model.graph.initializer}
 
     def read(values: Any) -> dict[str, tuple[int, list[int]]]:
@@ -84,9 +86,7 @@ def _graph_io(path: Path) -> tuple[dict[str, tuple[int, list[int]]], dict[str, t
             out[value.name] = (tensor.elem_type, dims)
         return out
 
-    external = sorted({
-        entry.value for init in model.graph.initializer for entry in init.external_data if entry.key == "location"
-    })
+    external = sorted(external_data_locations(data, path.name))  # plain relative paths (checked)
     return read(model.graph.input), read(model.graph.output), external
 
 

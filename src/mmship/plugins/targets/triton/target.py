@@ -8,13 +8,16 @@
       kserve-inferenceservice.yaml      serving.kserve.io/v1beta1, Triton, protocol v2
       mmship-preprocess.json            what clients must do to images and texts
       README.md                         how to run tritonserver and apply the manifest
+      .mmship-repository                marker: mmship wrote this folder (JSON)
 
 Each graph's Triton backend is the one its inference runtime declares
 (``serving_backends["triton"]`` on the runtime class: onnxruntime -> platform
 ``onnxruntime_onnx``); a graph whose runtime declares none is refused. Triton loads every
 sub-folder of the repository as a model and ignores plain files, so the extras sit at the
 top. The repository is written into a temporary sibling folder and
-renamed into place; an existing one is replaced only with ``--force``.
+renamed into place, marker included; an existing folder is replaced only with ``--force``
+and only when it holds that marker (a folder mmship did not write is never deleted; an
+empty one is simply used).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mmship import hookimpl
+from mmship import __version__, hookimpl
 from mmship.core.errors import DeployError
 from mmship.core.runtime import ServingBackend
 from mmship.core.specs import Precision
@@ -48,6 +51,8 @@ if TYPE_CHECKING:
 
 KSERVE_FILE = "kserve-inferenceservice.yaml"
 PREPROCESS_FILE = "mmship-preprocess.json"
+#: Written into every repository with it: ``--force`` replaces only folders holding it.
+MARKER_FILE = ".mmship-repository"
 
 
 class TritonSettings(BaseModel):
@@ -63,7 +68,7 @@ class TritonSettings(BaseModel):
     namespace: str | None = Field(None, description="KServe metadata.namespace")
     runtime_version: str | None = Field(None, description="KServe runtimeVersion (Triton image tag)")
     triton_image: str = Field("nvcr.io/nvidia/tritonserver:25.01-py3", description="image named in the README")
-    force: bool = Field(False, description="replace an existing repository at --out")
+    force: bool = Field(False, description="replace a repository mmship wrote at --out (never another folder)")
 
 
 def _safe(name: str) -> str:
@@ -78,7 +83,7 @@ class TritonTarget(Target):
     settings_model = TritonSettings
     cli_options = (
         TargetOption("--out", "out", "the model repository folder to write", short="-o"),
-        TargetOption("--force", "force", "replace an existing repository at --out", is_flag=True),
+        TargetOption("--force", "force", "replace a repository mmship wrote at --out", is_flag=True),
     )
 
     settings: TritonSettings
@@ -90,8 +95,7 @@ class TritonTarget(Target):
                 hint="pass --out REPO (or set target.out in deploy_config.yaml)",
             )
         out = Path(self.settings.out).expanduser().resolve()
-        if out.exists() and not self.settings.force:
-            raise DeployError(f"{out} already exists", hint="pass --force to replace it, or choose another --out")
+        check_replaceable(out, self.settings.force)
         return out
 
     def models(self, bundle: Bundle, config: DeployConfig) -> list[TritonModel]:
@@ -201,7 +205,9 @@ class TritonTarget(Target):
                 version = tmp / model.name / "1"
                 version.mkdir(parents=True)
                 for source, name in model.files:  # the graph, then weights stored beside it
-                    shutil.copy2(source, version / name)
+                    # the verified bytes of a file the bundle lists: nothing from outside it
+                    (version / name).parent.mkdir(parents=True, exist_ok=True)
+                    (version / name).write_bytes(bundle.read(source))
                 (tmp / model.name / "config.pbtxt").write_text(render_config(model), encoding="utf-8")
             (tmp / KSERVE_FILE).write_text(manifest.to_yaml(), encoding="utf-8")
             preprocess = bundle.manifest.preprocess
@@ -209,6 +215,11 @@ class TritonTarget(Target):
                 json.dumps(preprocess.model_dump(mode="json") if preprocess else {}, indent=2) + "\n", encoding="utf-8"
             )
             (tmp / "README.md").write_text(readme(bundle, models, self.settings, manifest), encoding="utf-8")
+            (tmp / MARKER_FILE).write_text(
+                json.dumps({"written_by": "mmship", "version": __version__, "bundle": bundle.manifest.name}) + "\n",
+                encoding="utf-8",
+            )
+            check_replaceable(out, self.settings.force)  # again: the folder may have changed since the plan
             _replace(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -216,6 +227,37 @@ class TritonTarget(Target):
         return Deployment(
             self.name, manifest.body["metadata"]["name"], out.as_uri(), "written",
             {"repository": str(out), "models": [m.name for m in models], "kserve": str(out / KSERVE_FILE)},
+        )
+
+
+def written_by_mmship(folder: Path) -> bool:
+    """True when ``folder`` holds the marker mmship writes with every repository."""
+    marker = folder / MARKER_FILE
+    if marker.is_symlink() or not marker.is_file():
+        return False
+    try:
+        return json.loads(marker.read_text(encoding="utf-8")).get("written_by") == "mmship"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_replaceable(out: Path, force: bool) -> None:
+    """Refuse to write over ``out`` unless it is absent, an empty folder, or (with
+    ``force``) a repository mmship wrote."""
+    if not out.exists() and not out.is_symlink():
+        return
+    if out.is_symlink() or not out.is_dir():
+        raise DeployError(f"{out} exists and is not a folder", hint="choose another --out")
+    contents = sorted(p.name for p in out.iterdir())
+    if not contents:
+        return
+    if not force:
+        raise DeployError(f"{out} already exists", hint="pass --force to replace it, or choose another --out")
+    if not written_by_mmship(out):
+        shown = ", ".join(contents[:5]) + (f" and {len(contents) - 5} more" if len(contents) > 5 else "")
+        raise DeployError(
+            f"{out} was not written by mmship (it has no {MARKER_FILE}), so --force will not replace it; it holds: {shown}",
+            hint="choose another --out (a new or empty folder), or move that folder's contents away yourself",
         )
 
 
