@@ -5,7 +5,6 @@ three operations: infer, embed, classify."""
 from __future__ import annotations
 
 import asyncio
-import string
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,6 +24,7 @@ from mmship.core.payload import (
     EmbedResult,
     InferOutputs,
     PayloadInputs,
+    fill_template,
 )
 from mmship.payload.datatypes import v2_datatype
 from mmship.scoring import unit_rows
@@ -185,21 +185,10 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
 
 
 def label_prompts(template: str, labels: list[str]) -> list[str]:
-    """Each label put into ``template`` at its one ``{}``. Any other placeholder (a
-    name, an index, a format spec such as ``{:>999999999}``) is refused with a 400 before
-    anything is formatted: never a server error, never a huge string."""
-    try:
-        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template) if name is not None]
-    except ValueError as exc:
-        fields = [("?", str(exc), None)]
-    if not fields:
-        raise InputSpecError(f"template {template!r} has no '{{}}' for the label", hint="write e.g. 'a photo of a {}'")
-    if fields != [("", "", None)]:
-        raise InputSpecError(
-            f"template {template!r} must hold exactly one '{{}}' and no other placeholder",
-            hint="keep one '{}' for the label; write other braces as '{{' and '}}'",
-        )
-    return [template.format(label) for label in labels]
+    """Each label put into ``template`` at its one ``{}`` by :meth:`str.replace`. A
+    template with any other brace (a name, an index, a format spec such as
+    ``{:>999999999}``) is refused with a 400; nothing is ever formatted."""
+    return fill_template(template, labels)
 
 
 def _memory_sampler(settings: ServerSettings) -> asyncio.Task[None]:

@@ -33,6 +33,7 @@ from mmship.core.payload import (
     EncodedRequest,
     EncodedResponse,
     PayloadInputs,
+    check_template,
 )
 from mmship.payload.binary import parse_json
 from mmship.payload.images import (
@@ -84,8 +85,7 @@ def encode_classify_request(image: bytes, labels: Sequence[str], template: str =
     labels = [str(label) for label in labels]
     if not labels:
         raise InputSpecError("classification needs at least one label", hint="pass labels, e.g. cat,dog,car")
-    if "{}" not in template:
-        raise InputSpecError(f"template {template!r} has no '{{}}' for the label", hint="write e.g. 'a photo of a {}'")
+    check_template(template)
     doc = {"image": encode_image_text(check_encoded_image(bytes(image), "image")), "labels": labels, "template": template}
     return EncodedRequest("POST", "/classify", json.dumps(doc).encode("utf-8"), dict(_JSON))
 
