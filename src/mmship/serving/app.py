@@ -118,7 +118,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     # --- inference: every registered codec, on its routes -------------------------------
 
     async def run_infer(decoded: DecodedRequest) -> InferOutputs:
-        check_items(len(decoded.inputs.images) + len(decoded.inputs.texts))
+        check_items(service.count_items(decoded.inputs))
         result = await service.infer(decoded.inputs, decoded.requested_outputs)
         outputs = result.outputs
         if decoded.requested_outputs:
@@ -134,7 +134,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     async def run_embed(decoded: DecodedRequest) -> EmbedResult:
         """Embed images and texts; normalised to unit length by default."""
         inputs = decoded.inputs
-        check_items(len(inputs.images) + len(inputs.texts))
+        check_items(service.count_items(inputs))
         result = await service.infer(PayloadInputs(images=inputs.images, texts=inputs.texts))
         outputs = {k: v for k, v in result.outputs.items() if k != service.scorer.spec.output}
         if inputs.options.get(OPTION_NORMALIZE, True):

@@ -129,6 +129,18 @@ class ModelService:
             specs.append({"name": "text", "datatype": "BYTES", "shape": [-1]})
         return specs
 
+    def count_items(self, inputs: PayloadInputs) -> int:
+        """Items of a request: images + texts + the rows of its raw tensors (the largest
+        batch per modality: ``input_ids`` and its ``attention_mask`` are the same texts)."""
+        specs = self.engine.input_specs
+        rows: dict[str, int] = {}
+        for name, value in inputs.tensors.items():
+            shape = getattr(value, "shape", ())
+            count = int(shape[0]) if len(shape) else 1
+            group = specs[name].modality if name in specs else name
+            rows[group] = max(rows.get(group, 0), count)
+        return len(inputs.images) + len(inputs.texts) + sum(rows.values())
+
     async def _features(self, inputs: PayloadInputs) -> tuple[dict[str, np.ndarray], list[bool]]:
         specs = self.engine.input_specs
         unknown = sorted(set(inputs.tensors) - set(specs))

@@ -52,6 +52,12 @@ def check_tensor(spec: TensorSpec, value: np.ndarray, max_length: int | None = N
             f"input '{spec.name}' has {value.shape[1]} tokens; the model takes at most {max_length}",
             hint=f"truncate to {max_length} tokens, or send the raw text as 'text' (truncated for you)",
         )
+    if value.dtype.kind in "fc" and not np.isfinite(value).all():
+        bad = int(value.size - np.isfinite(value).sum())
+        raise InputSpecError(
+            f"input '{spec.name}' holds {bad} NaN or infinite values out of {value.size}",
+            hint=f"send finite numbers in '{spec.name}'",
+        )
     dtype = np.dtype(spec.dtype)
     if value.dtype != dtype:
         same_kind = np.issubdtype(value.dtype, np.integer) == np.issubdtype(dtype, np.integer)

@@ -148,7 +148,13 @@ def decode_classify_response(body: bytes, headers: Mapping[str, str] | None = No
 
 def _json_response(doc: BaseModel) -> EncodedResponse:
     """``doc`` as FastAPI writes a response model (compact, UTF-8, no NaN)."""
-    body = json.dumps(doc.model_dump(mode="json"), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    try:
+        body = json.dumps(doc.model_dump(mode="json"), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        raise InputSpecError(
+            "the answer holds NaN or infinite values, which JSON cannot carry",
+            hint="check the inputs; use the v2-binary protocol to receive such values",
+        ) from None
     return EncodedResponse(body.encode("utf-8"), dict(_JSON))
 
 
