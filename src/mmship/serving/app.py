@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 import numpy as np
@@ -24,6 +25,7 @@ from mmship.core.payload import (
     EmbedResult,
     InferOutputs,
     PayloadInputs,
+    check_template,
     fill_template,
 )
 from mmship.payload.datatypes import v2_datatype
@@ -41,6 +43,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     """An app serving one bundle's model."""
     metrics = ServerMetrics()
     service = ModelService(engine, settings, metrics)
+    decode_pool = ThreadPoolExecutor(max_workers=settings.preprocess_workers, thread_name_prefix="mmship-decode")
     state = {"ready": False}
 
     @asynccontextmanager
@@ -55,6 +58,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
             if sampler is not None:
                 sampler.cancel()
             await service.stop()
+            decode_pool.shutdown(wait=True)
 
     app = FastAPI(
         title=f"mmship: {service.name}",
@@ -156,6 +160,8 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
                 f"classification takes one image and at least one label, got {len(decoded.inputs.images)} and {len(labels)}",
                 hint="send one image and its candidate labels",
             )
+        check_template(template)
+        service.check_text_chars(sum(len(template) - 2 + len(label) for label in labels), "label prompts")
         texts = label_prompts(template, labels)
         scorer = service.scorer
         if not scorer.applies(engine.output_specs):
@@ -174,7 +180,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
 
     mount_codecs(
         app, get_plugin_manager().codecs(), {"infer": run_infer, "embed": run_embed, "classify": run_classify},
-        check_model=model_or_404,
+        check_model=model_or_404, timeout_s=settings.request_timeout_s, decode_pool=decode_pool,
     )
 
     @app.get("/metrics", tags=["ops"])

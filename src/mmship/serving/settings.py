@@ -63,7 +63,7 @@ class ServerSettings(BaseModel):
     )
     max_aspect_ratio: float = Field(100.0, ge=1, description="longest side over shortest side of an image")
     max_request_text_chars: int = Field(
-        200_000, ge=1, description="characters of all texts of one request (labels put into the template included)"
+        100_000, ge=1, description="characters of all texts of one request (labels put into the template included)"
     )
     max_items_per_request: int = Field(256, ge=1, description="images + texts + raw-tensor rows of one request")
     preprocess_workers: int = Field(2, ge=1)

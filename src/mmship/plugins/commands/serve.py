@@ -32,7 +32,7 @@ def _add_serve(app: typer.Typer) -> None:
         max_image_pixels: int = typer.Option(40_000_000, "--max-image-pixels", help="Largest image (width x height), decoded and after resizing."),
         max_request_pixels: int = typer.Option(100_000_000, "--max-request-pixels", help="Pixels of all images of one request."),
         max_aspect_ratio: float = typer.Option(100.0, "--max-aspect-ratio", help="Longest over shortest side of an image."),
-        max_text_chars: int = typer.Option(200_000, "--max-text-chars", help="Characters of all texts of one request."),
+        max_text_chars: int = typer.Option(100_000, "--max-text-chars", help="Characters of all texts of one request."),
         threads: int | None = typer.Option(None, "--threads", help="onnxruntime threads per session (default: all cores)."),
         accelerator: str | None = typer.Option(None, "--accelerator", help="cpu, cuda or tensorrt (default: the bundle's when present, else cpu)."),
         api_key: str | None = typer.Option(None, "--api-key", envvar="MMSHIP_API_KEY", help="Require 'Authorization: Bearer KEY'.", show_envvar=True),
