@@ -25,7 +25,7 @@ from mmship.serving.deadlines import current_deadline, remaining, within
 from mmship.serving.engine import Engine, GraphRunner
 from mmship.serving.metrics import ServerMetrics
 from mmship.serving.settings import ServerSettings
-from mmship.serving.validation import check_tensor
+from mmship.serving.validation import check_tensor, check_token_tensors
 
 HIGH_LEVEL_INPUTS = ("image", "text")
 
@@ -87,6 +87,10 @@ class ModelService:
             else None
         )
         self.max_text_length = self.preprocess.text.max_length if self.preprocess and self.preprocess.text else None
+        recorded_vocab = self.preprocess.text.vocab_size if self.preprocess and self.preprocess.text else None
+        #: Token ids a client may send: the manifest's, or for bundles built before it was
+        #: recorded, the tokenizer's vocabulary.
+        self.vocab_size = recorded_vocab or (self.tokenizer.vocab_size if self.tokenizer is not None else None)
         self._pool = ThreadPoolExecutor(max_workers=settings.preprocess_workers, thread_name_prefix="mmship-prep")
         self.batchers = {name: self._batcher(graph) for name, graph in engine.graphs.items()}
 
@@ -169,6 +173,7 @@ class ModelService:
         if inputs.texts:
             self.check_text_chars(sum(len(t) if isinstance(t, str) else 0 for t in inputs.texts))
         feeds = {name: check_tensor(specs[name], value, self.max_text_length) for name, value in inputs.tensors.items()}
+        check_token_tensors(feeds, specs, self.vocab_size)
         loop = asyncio.get_running_loop()
         truncated: list[bool] = []
         jobs = []
