@@ -182,3 +182,19 @@ def test_formats_outside_jpeg_png_webp_are_refused_at_every_entry(server, model,
         assert response.status_code == 400, response.text
         assert f"is a {fmt} file; the server takes JPEG, PNG or WebP images only" in response.json()["error"]
     still_serving(server)
+
+
+def test_a_body_that_never_finishes_arriving_is_a_408(hurried):
+    """A client that sends its headers and part of the body, then stalls (slowloris)."""
+    import socket
+    from urllib.parse import urlparse
+
+    address = urlparse(hurried)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"texts\"")
+        start = time.monotonic()
+        reply = sock.recv(4096).decode("latin-1")
+    assert reply.startswith("HTTP/1.1 408"), reply
+    assert "did not arrive within 1 s" in reply
+    assert time.monotonic() - start < 5
+    still_serving(hurried)
