@@ -53,7 +53,7 @@ from mmship.payload.images import ImageLike, to_image_bytes
 __all__ = ["Client", "ClassifyResult", "EmbedResult", "Health", "InferOutputs", "ServerError", "PROTOCOLS"]
 
 #: Protocols of mmship's own codecs (plugins may add more: ``Client.protocols()``).
-PROTOCOLS = ("v2", "v2-binary", "embed", "classify")
+PROTOCOLS = ("v2", "v2-binary", "embed", "classify", "openai")
 RETRY_STATUSES = frozenset({429, 503})
 _RETRY_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
@@ -80,7 +80,10 @@ def error_from_response(response: httpx.Response) -> ServerError:
     text = ""
     try:
         doc = response.json()
-        text = str(doc.get("error") or doc.get("detail") or "") if isinstance(doc, dict) else ""
+        error = doc.get("error") if isinstance(doc, dict) else None
+        if isinstance(error, dict):  # OpenAI's error object
+            error = error.get("message")
+        text = str(error or doc.get("detail") or "") if isinstance(doc, dict) else ""
     except ValueError:
         pass
     text = text or response.text.strip()[:500] or response.reason_phrase

@@ -81,11 +81,16 @@ def test_full_cycle_deploy_status_invoke_sleep_wake_delete(weights_bundle, frien
 
     code, out, err = run(capsys, "deployments", "delete", "vlm-chat", "--target", "friendli", *fast(fake))
     outputs += [out, err]
-    assert code == 0 and "deleted" in out and fake.endpoints == {}
+    assert code == 0 and "deleted" in out and fake.endpoints[endpoint_id]["status"] == "TERMINATING"
 
     code, out, err = run(capsys, "deployments", "status", "vlm-chat", "--target", "friendli", *fast(fake))
     outputs += [out, err]
-    assert code == 1 and "no FriendliAI endpoint" in err and "Fix:" in err
+    assert code == 0 and "TERMINATING" in out  # FriendliAI takes a while to delete
+
+    for _ in range(fake.terminating_reads):
+        code, out, err = run(capsys, "deployments", "status", "vlm-chat", "--target", "friendli", *fast(fake))
+        outputs += [out, err]
+    assert code == 1 and "no FriendliAI endpoint" in err and "Fix:" in err and fake.endpoints == {}
 
     for text in (*outputs, caplog.text):
         assert fake.token not in text
@@ -202,7 +207,8 @@ target:
     assert code == 0, err
     body = next(r for r in friendli_env.requests if r["method"] == "POST")["body"].replace(" ", "")
     assert '"autoscalingPolicy":{"minReplica":1,"maxReplica":5,"cooldownPeriod":300}' in body
-    assert '"max_batch_size":8' in body and '"instanceOptionId":"LnK1wTaKc7WO"' in body
+    assert '"instanceOptionId":"LnK1wTaKc7WO"' in body
+    assert "max_batch_size" not in body  # the ONNX serving batch (8) is not FriendliAI's batch cap
 
 
 def test_mmship_invoke_a_friendli_endpoint_by_url(weights_bundle, friendli_env, capsys, tmp_path, monkeypatch):
@@ -219,3 +225,74 @@ def test_mmship_invoke_a_friendli_endpoint_by_url(weights_bundle, friendli_env, 
     code, out, err = run(capsys, "invoke", f"friendli://{endpoint_id}", "--protocol", "v2", "--text", "hello")
     assert code == 1 and "chat or embeddings" in err
     assert fake.token not in out + err
+
+
+def test_the_plan_says_what_the_replicas_bill(weights_bundle, friendli_env, capsys):
+    code, out, _ = run(capsys, "deploy", weights_bundle, "--target", "friendli", "--dry-run", *fast(friendli_env))
+    assert code == 0 and "minReplica 0" in out and "sleeps" in out
+    code, out, _ = run(capsys, "deploy", weights_bundle, "--target", "friendli", "--dry-run", "--set", "max_batch_size=256",
+                       *fast(friendli_env))
+    assert code == 0 and "advanced.max_batch_size" in out and "256" in out
+
+
+def test_mmship_invoke_friendli_reads_friendli_team(friendli_env, capsys, monkeypatch):
+    fake = friendli_env
+    endpoint_id = fake.add_endpoint(PROJECT, "team-chat", team="team-42")
+    monkeypatch.setenv("FRIENDLI_BASE_URL", fake.url)
+    code, _, err = run(capsys, "invoke", f"friendli://{endpoint_id}", "--text", "hi")
+    assert code == 1 and f"no FriendliAI endpoint with id or name '{endpoint_id}'" in err  # not in the token's own team
+    monkeypatch.setenv("FRIENDLI_TEAM", "team-42")
+    code, out, err = run(capsys, "invoke", f"friendli://{endpoint_id}", "--text", "hi")
+    assert code == 0, err
+    assert "read: hi" in out
+    assert fake.requests[-1]["headers"]["x-friendli-team"] == "team-42"
+
+
+def test_deployments_delete_never_deletes_another_projects_endpoint(friendli_env, capsys):
+    theirs = friendli_env.add_endpoint("other-project", "shared")
+    code, _, err = run(capsys, "deployments", "delete", "shared", "--target", "friendli", *fast(friendli_env))
+    assert code == 1 and f"no FriendliAI endpoint with id or name 'shared' in project {PROJECT}" in err
+    assert friendli_env.endpoints[theirs]["status"] == "RUNNING"
+
+
+def test_deployments_restart(friendli_env, capsys):
+    failed = friendli_env.add_endpoint(PROJECT, "broken", status="FAILED", error_code="INFERENCE_ENGINE_UNKNOWN_ERROR")
+    code, out, err = run(capsys, "deployments", "restart", "broken", "--target", "friendli", *fast(friendli_env))
+    assert code == 0, err
+    assert "INITIALIZING" in out and failed in out
+
+
+def test_failed_deploy_offers_restart(weights_bundle, friendli_env, capsys):
+    code, _, err = run(capsys, "deploy", weights_bundle, "--target", "friendli", "--hf-repo", "oom/llava", *fast(friendli_env))
+    assert code == 1 and "mmship deployments restart" in err
+
+
+def test_a_token_with_a_newline_is_refused_and_never_printed(weights_bundle, fake, capsys, monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("FRIENDLI_TOKEN", "flp_Qz7line\nWv9rest")
+    monkeypatch.setenv("FRIENDLI_PROJECT", PROJECT)
+    code, out, err = run(capsys, "deploy", weights_bundle, "--target", "friendli", *fast(fake))
+    assert code == 1 and "FRIENDLI_TOKEN contains a control character at position 11" in err
+    for part in ("Qz7line", "Wv9rest"):
+        assert part not in out + err + caplog.text
+    assert fake.requests == []
+
+
+def test_the_token_is_not_sent_over_plain_http_to_another_host(weights_bundle, friendli_env, capsys):
+    code, _, err = run(capsys, "deploy", weights_bundle, "--target", "friendli", "--set", "base_url=http://api.example.com")
+    assert code == 1 and "plain http" in err and "base_url" in err
+    assert friendli_env.requests == []
+
+
+def test_mmship_invoke_refuses_a_base_url_the_token_must_not_go_to(friendli_env, capsys, monkeypatch):
+    monkeypatch.setenv("FRIENDLI_BASE_URL", "http://api.example.com")
+    code, out, err = run(capsys, "invoke", "friendli://ep-1", "--text", "hi")
+    assert code == 1 and "$FRIENDLI_BASE_URL: base_url uses plain http" in err and "Fix:" in err
+    assert friendli_env.requests == []
+
+
+def test_mmship_invoke_refuses_a_timeout_that_is_not_positive(friendli_env, capsys, monkeypatch):
+    monkeypatch.setenv("FRIENDLI_BASE_URL", friendli_env.url)
+    code, _, err = run(capsys, "invoke", "friendli://ep-1", "--text", "hi", "--timeout", "0")
+    assert code == 1 and "--timeout must be above 0 seconds, got 0" in err
+    assert friendli_env.requests == []

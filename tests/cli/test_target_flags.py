@@ -127,6 +127,19 @@ def test_deployments_invoke_goes_through_the_same_method(echo, capsys):
     assert code == 1 and "does not support `deployments status`" in err
 
 
+@pytest.mark.parametrize("argument, expected", [
+    ("flp_Qz7secretValue", "argument 2 of --set has no '=' (18 characters, not shown"),
+    ("=flp_Qz7secretValue", "argument 2 of --set has nothing before '='"),
+])
+def test_a_malformed_set_is_never_echoed(argument, expected, capsys, monkeypatch):
+    """``--set $FRIENDLI_TOKEN`` (the '=' forgotten) must not print the token."""
+    monkeypatch.setenv("FRIENDLI_TOKEN", "flp_Qz7secretValue")
+    for command in (["deployments", "list", "--target", "friendli"], ["deployments", "restart", "x", "--target", "friendli"]):
+        code, out, err = run(capsys, *command, "--set", "region=ap", "--set", argument)
+        assert code == 1 and expected in err
+        assert "Qz7secret" not in out + err
+
+
 @pytest.mark.parametrize("module", ["deploy.py", "invoke.py", "target_settings.py"])
 def test_the_commands_import_no_target_plugin(module):
     tree = ast.parse((COMMANDS / module).read_text())

@@ -41,7 +41,7 @@ def test_supported_operations_are_the_overridden_methods():
     assert LocalTarget.operations() == ("list", "status", "delete")
     assert RayTarget.operations() == ("status", "delete")
     assert TritonTarget.operations() == ()
-    assert set(FriendliTarget.operations()) == {"list", "status", "delete", "sleep", "wake", "invoke"}
+    assert set(FriendliTarget.operations()) == {"list", "status", "delete", "sleep", "wake", "restart", "invoke"}
     assert SleepyTarget.operations() == ("sleep",)
     assert SleepyTarget().sleep("a").status == "SLEEPING"
 
@@ -53,6 +53,10 @@ def test_an_operation_not_implemented_raises_a_clear_deploy_error():
     assert "friendli" in info.value.hint and "triton" not in info.value.hint
     with pytest.raises(DeployError, match="does not support `deployments invoke`"):
         SleepyTarget().invoke("x", texts=["hi"], images=[], mode="chat")
+    with pytest.raises(DeployError) as info:
+        LocalTarget().restart("x")
+    assert info.value.message == "target 'local' does not support `deployments restart`"
+    assert info.value.hint == "targets that do: friendli"
 
 
 def register_target(*classes: type[Target], name: str = "declaring-plugin"):

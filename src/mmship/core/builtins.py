@@ -45,6 +45,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     # payload codecs
     "codec-v2": "mmship.plugins.codecs.v2",
     "codec-embed": "mmship.plugins.codecs.embed",
+    "codec-openai": "mmship.plugins.codecs.openai",
 }
 
 #: Built-ins that cannot be disabled: without them no command runs, no bundle is built or

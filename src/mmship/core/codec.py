@@ -10,7 +10,10 @@ on each side of the wire::
 
 The server mounts every registered codec on its routes and runs the codec's operation
 between ``decode_request`` and ``encode_response``; the client picks a codec by protocol
-name and uses the other two methods. What crosses the codec boundary is typed and the same
+name and uses the other two methods. Two optional parts, for protocols that have them:
+a GET route listing the served models (:attr:`Codec.models_route`, :meth:`Codec.encode_models`)
+and an error body of their own for every error answered under a path prefix
+(:attr:`Codec.error_prefix`, :meth:`Codec.encode_error`). What crosses the codec boundary is typed and the same
 for every codec of an operation (:mod:`mmship.core.payload`): :class:`PayloadInputs` /
 :class:`DecodedRequest` for requests, the operation's answer (:data:`ANSWERS`) for
 responses. A codec only translates bytes; it never runs the model.
@@ -23,7 +26,7 @@ A codec refuses a malformed request with :class:`~mmship.core.errors.InputSpecEr
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from mmship.core.payload import (
@@ -33,22 +36,29 @@ from mmship.core.payload import (
     EncodedRequest,
     EncodedResponse,
     InferOutputs,
+    ItemEmbeddings,
+    ModelCard,
     PayloadInputs,
 )
 
-Operation = Literal["infer", "embed", "classify"]
+Operation = Literal["infer", "embed", "classify", "embed_items"]
 
 #: Operation -> the answer its codecs encode on the server and decode on the client:
 #: ``infer`` runs the model's graphs and returns every output (or those asked for);
 #: ``embed`` returns embeddings (unit length unless ``normalize`` is false);
-#: ``classify`` scores one image against labels put into a template.
-ANSWERS: dict[str, type] = {"infer": InferOutputs, "embed": EmbedResult, "classify": ClassifyResult}
+#: ``classify`` scores one image against labels put into a template;
+#: ``embed_items`` embeds ``inputs.items`` (texts, token ids, images, image URLs) one
+#: unit-length row each, in order, with the token count (``options["dimensions"]``
+#: truncates where the model allows it).
+ANSWERS: dict[str, type] = {
+    "infer": InferOutputs, "embed": EmbedResult, "classify": ClassifyResult, "embed_items": ItemEmbeddings,
+}
 OPERATIONS: tuple[str, ...] = tuple(ANSWERS)
 
 #: Placeholders a route may hold; the server checks ``{model}`` against the model it serves.
 MODEL_PLACEHOLDER = "{model}"
 
-AnswerT = TypeVar("AnswerT", InferOutputs, EmbedResult, ClassifyResult)
+AnswerT = TypeVar("AnswerT", InferOutputs, EmbedResult, ClassifyResult, ItemEmbeddings)
 
 
 class Codec(ABC, Generic[AnswerT]):
@@ -69,6 +79,13 @@ class Codec(ABC, Generic[AnswerT]):
     protocols: ClassVar[tuple[str, ...]] = ()
     #: Extra OpenAPI fields for the routes (request body and response schemas).
     openapi: ClassVar[Mapping[str, Any]] = {}
+    #: Optional GET route listing the served models in this protocol's format (and
+    #: ``<route>/{model}`` for one of them), answered with :meth:`encode_models`.
+    models_route: ClassVar[str | None] = None
+    #: Optional path prefix this protocol owns: every error answered under it (a bad
+    #: request, a wrong key, a body too large, an unknown path) is re-encoded by
+    #: :meth:`encode_error`. ``None``: the server's ``{"error": "message. Fix: ..."}``.
+    error_prefix: ClassVar[str | None] = None
 
     @classmethod
     def protocol_names(cls) -> tuple[str, ...]:
@@ -109,3 +126,22 @@ class Codec(ABC, Generic[AnswerT]):
     def encode_response(self, answer: AnswerT, request: DecodedRequest) -> EncodedResponse:
         """The HTTP response for ``answer`` to ``request`` (e.g. in the output
         encoding the request asked for)."""
+
+    # --- optional parts (server side) ------------------------------------------------
+
+    def encode_models(self, cards: Sequence[ModelCard], one: bool = False) -> EncodedResponse:
+        """The answer of :attr:`models_route`: every served model, or with ``one`` the
+        single card of ``<models_route>/{model}``."""
+        raise NotImplementedError(f"codec {self.name!r} lists no models")
+
+    def encode_error(self, status: int, message: str, error: BaseException | None) -> EncodedResponse:
+        """The error answer under :attr:`error_prefix`.
+
+        :param status: the HTTP status the server answers with.
+        :param message: the server's message, with its fix (``... Fix: ...``).
+        :param error: the exception answered, when one was raised (its ``field`` and
+            ``code`` attributes, as :class:`~mmship.core.errors.RequestFieldError` has them,
+            may name the field at fault); ``None`` for answers given before any route ran
+            (401, 413, an unknown path).
+        """
+        raise NotImplementedError(f"codec {self.name!r} has no error format of its own")

@@ -40,6 +40,25 @@ class InputSpecError(MmshipError):
     """A declared or sent input does not match the adapter's input spec."""
 
 
+class RequestFieldError(InputSpecError):
+    """A request field is wrong or names something that is not here.
+
+    ``field`` names the field (``input``, ``dimensions``, ``model``); ``code`` is a short
+    machine-readable reason (``model_not_found``); ``status`` is the HTTP status the server
+    answers with (400 unless said). Protocols whose error bodies name the field (OpenAI's
+    ``param`` and ``code``) read them; the others show the message.
+    """
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, field: str | None = None, code: str | None = None,
+        status: int = 400,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.field = field
+        self.code = code
+        self.status = status
+
+
 class PluginError(MmshipError):
     """A plugin failed to load or to register."""
 

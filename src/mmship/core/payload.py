@@ -12,7 +12,7 @@ raw pixels without a shape. The codec contract is :class:`mmship.core.codec.Code
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -55,6 +55,31 @@ def fill_template(template: str, labels: list[str]) -> list[str]:
     """Each label put into ``template`` at its one ``{}`` (see :func:`check_template`)."""
     check_template(template)
     return [template.replace(TEMPLATE_SLOT, label) for label in labels]
+#: ``embed_items``: truncate each embedding to this many dimensions (Matryoshka models only).
+OPTION_DIMENSIONS = "dimensions"
+
+#: What one item of an ``embed_items`` request is: a text, the token ids of a text (the
+#: model's own tokenizer's), an encoded image, or the URL of an image the server fetches.
+ItemKind = Literal["text", "tokens", "image", "image_url"]
+
+
+@dataclass
+class EmbedItem:
+    """One input of the ``embed_items`` operation, embedded on its own."""
+
+    kind: ItemKind
+    #: ``str`` for text and image_url, ``list[int]`` for tokens, ``bytes`` for image.
+    value: str | list[int] | bytes
+
+    @classmethod
+    def text(cls, value: str) -> EmbedItem:
+        """A text item."""
+        return cls("text", value)
+
+    @classmethod
+    def image(cls, value: bytes) -> EmbedItem:
+        """An encoded image item (JPEG/PNG/WebP bytes)."""
+        return cls("image", value)
 
 
 @dataclass
@@ -66,6 +91,8 @@ class PayloadInputs:
     tensors: dict[str, Any] = field(default_factory=dict)
     model: str = "default"
     options: dict[str, Any] = field(default_factory=dict)
+    #: ``embed_items``: the inputs in order, texts and images mixed (one embedding each).
+    items: list[EmbedItem] = field(default_factory=list)
 
 
 @dataclass
@@ -146,3 +173,39 @@ class ClassifyResult:
     def ranked(self) -> list[tuple[str, float]]:
         """``(label, probability)`` pairs, most likely first."""
         return sorted(zip(self.labels, self.probs), key=lambda pair: -pair[1])
+
+
+@dataclass
+class ItemEmbeddings:
+    """The answer of the ``embed_items`` operation: one unit-length row per item, in the
+    order sent, and how many tokens the texts took."""
+
+    model: str
+    #: ``[n_items, dim]`` float32, unit rows (re-normalised after a Matryoshka truncation).
+    embeddings: np.ndarray
+    #: The kind of each row's item (``text``, ``tokens``, ``image``, ``image_url``).
+    kinds: list[str] = field(default_factory=list)
+    #: Tokens the model read for the texts and token arrays, special tokens included,
+    #: padding not (images count none).
+    prompt_tokens: int = 0
+    truncated: list[bool] = field(default_factory=list)
+
+
+@dataclass
+class ModelCard:
+    """What a protocol's model list says about one served model."""
+
+    name: str
+    #: Unix time the bundle was built.
+    created: int
+    owned_by: str = "mmship"
+    adapter: str = ""
+    precision: str = ""
+    #: ``image`` and/or ``text``: what the model embeds.
+    modalities: list[str] = field(default_factory=list)
+    #: Embedding size (``None`` when the model has no per-item embedding).
+    dimensions: int | None = None
+    #: Sizes ``dimensions`` may truncate to (Matryoshka models); empty: none.
+    matryoshka_dimensions: list[int] = field(default_factory=list)
+    #: Tokens per text, special tokens included (``None`` without a tokenizer).
+    max_input_tokens: int | None = None

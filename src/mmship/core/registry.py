@@ -255,6 +255,34 @@ def _shape(route: str) -> str:
     return re.sub(r"\{[^}]*\}", "{}", route)
 
 
+def _check_optional_paths(cls: type[Codec], owner: str) -> None:
+    """A codec's models route and error prefix, when it has them, are paths."""
+    for what, value in (("models_route", cls.models_route), ("error_prefix", cls.error_prefix)):
+        if value is not None and not (isinstance(value, str) and value.startswith("/") and len(value) > 1):
+            raise PluginError(
+                f"codec {cls.name!r} from plugin {owner!r} has {what} {value!r}",
+                hint=f"set {what} to a path such as '/mine/' (not '/'), or to None",
+            )
+
+
+def _claims_clash(cls: type[Codec], other: type[Codec]) -> list[tuple[str, str]]:
+    """What ``cls`` claims that ``other`` holds: the same models route, or an error prefix
+    overlapping the other's prefix or covering one of its routes."""
+    clashes: list[tuple[str, str]] = []
+    if cls.models_route is not None and cls.models_route == other.models_route:
+        clashes.append(("models route", cls.models_route))
+    for mine, theirs in ((cls, other), (other, cls)):
+        prefix = mine.error_prefix
+        if prefix is None:
+            continue
+        if theirs.error_prefix is not None and (
+            prefix.startswith(theirs.error_prefix) or theirs.error_prefix.startswith(prefix)
+        ):
+            clashes.append(("error prefix", cls.error_prefix or prefix))
+        clashes += [("error prefix", prefix) for r in theirs.routes if r.startswith(prefix)]
+    return clashes[:1]
+
+
 class CodecRegistry(Registry[Codec]):
     """Payload codecs by name; each protocol name and each route belongs to one codec."""
 
@@ -285,12 +313,14 @@ class CodecRegistry(Registry[Codec]):
                 f"codec {cls.name!r} from plugin {owner!r} has routes {routes!r}",
                 hint="set routes to a tuple of paths, e.g. ('/mine/infer',)",
             )
+        _check_optional_paths(cls, owner)
         for other in self:
             if other is cls:
                 continue
             theirs = {_shape(r) for r in other.routes}
             taken = [("route", r) for r in routes if _shape(r) in theirs]
             taken += [("protocol", p) for p in cls.protocol_names() if p in other.protocol_names()]
+            taken += _claims_clash(cls, other)
             if taken:
                 what, value = taken[0]
                 raise PluginError(

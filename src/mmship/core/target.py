@@ -12,9 +12,10 @@ platform:
   to its :meth:`Target.invoke`, and what it can send.
 
 :meth:`Target.plan` and :meth:`Target.deploy` are required. The optional operations
-(``list``, ``status``, ``delete``, ``sleep``, ``wake``, ``invoke``) are ordinary methods
-whose defaults raise a "not supported" :class:`~mmship.core.errors.DeployError`; a target
-supports exactly the ones it overrides (:meth:`Target.operations`).
+(``list``, ``status``, ``delete``, ``sleep``, ``wake``, ``restart``, ``invoke``) are
+ordinary methods whose defaults raise a "not supported"
+:class:`~mmship.core.errors.DeployError`; a target supports exactly the ones it overrides
+(:meth:`Target.operations`).
 """
 
 from __future__ import annotations
@@ -190,6 +191,11 @@ class Target(ABC):
     def wake(self, name: str) -> Deployment:
         """Wake a sleeping deployment."""
         raise self.unsupported("wake")
+
+    @optional_operation("restart")
+    def restart(self, name: str) -> Deployment:
+        """Start a failed or stopped deployment again."""
+        raise self.unsupported("restart")
 
     @optional_operation("invoke")
     def invoke(self, name: str, *, texts: list[str], images: list[bytes], mode: str, max_tokens: int = 256) -> InvokeAnswer:

@@ -1,6 +1,7 @@
-"""The FastAPI application: health, metadata and /metrics, plus the routes of every
-registered payload codec (Open Inference Protocol v2, /embed, /classify) answering the
-three operations: infer, embed, classify."""
+"""The FastAPI application: health, metadata and /metrics, the try-it page at ``/``, plus
+the routes of every registered payload codec (Open Inference Protocol v2, /embed,
+/classify, /v1/embeddings) answering the operations: infer, embed, classify, embed_items
+(:mod:`mmship.serving.embed_items`)."""
 
 from __future__ import annotations
 
@@ -32,8 +33,12 @@ from mmship.payload.datatypes import v2_datatype
 from mmship.scoring import unit_rows
 from mmship.serving.engine import Engine
 from mmship.serving.http_errors import HTTPProblem, install_error_handlers
+from mmship.serving.embed_items import ItemEmbedder
 from mmship.serving.metrics import ServerMetrics
 from mmship.serving.middleware import GuardMiddleware
+from mmship.serving.models import ServedModels
+from mmship.serving.page import mount_page
+from mmship.serving.protocol_extras import mount_protocol_extras
 from mmship.serving.routes import mount_codecs
 from mmship.serving.service import ModelService
 from mmship.serving.settings import ServerSettings
@@ -44,6 +49,8 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     metrics = ServerMetrics()
     service = ModelService(engine, settings, metrics)
     decode_pool = ThreadPoolExecutor(max_workers=settings.preprocess_workers, thread_name_prefix="mmship-decode")
+    models = ServedModels([service])
+    embed_items = ItemEmbedder(models, settings)
     state = {"ready": False}
 
     @asynccontextmanager
@@ -57,6 +64,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
             state["ready"] = False
             if sampler is not None:
                 sampler.cancel()
+            embed_items.close()
             await service.stop()
             decode_pool.shutdown(wait=True)
 
@@ -178,10 +186,13 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
 
     from mmship.core.manager import get_plugin_manager
 
+    codecs = get_plugin_manager().codecs()
     mount_codecs(
-        app, get_plugin_manager().codecs(), {"infer": run_infer, "embed": run_embed, "classify": run_classify},
+        app, codecs, {"infer": run_infer, "embed": run_embed, "classify": run_classify, "embed_items": embed_items},
         check_model=model_or_404, timeout_s=settings.request_timeout_s, decode_pool=decode_pool,
     )
+    mount_protocol_extras(app, codecs, models)
+    mount_page(app)
 
     @app.get("/metrics", tags=["ops"])
     async def prometheus_metrics() -> Response:

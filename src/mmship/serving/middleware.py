@@ -9,9 +9,14 @@ from typing import Any
 
 from mmship.serving.metrics import ServerMetrics
 
-#: Paths answered without the API key: liveness and readiness probes only. The docs and
-#: the OpenAPI document describe the API and stay behind the key when one is set.
-OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
+#: Paths answered without the API key (exact paths, no prefixes): the liveness and
+#: readiness probes, and the try-it page at / (static, holding no data: what it calls
+#: needs the key). The docs and the OpenAPI document stay behind the key when one is set.
+OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready", "/"})
+#: Routes counted under their own name in the request metrics.
+METRIC_ROUTES = frozenset({
+    "/embed", "/classify", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready", "/v1/embeddings", "/v1/models", "/",
+})
 
 
 async def _send_error(send: Any, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -37,7 +42,7 @@ class GuardMiddleware:
         path = scope.get("path", "")
         if path.startswith("/v2/models/"):
             return "/v2/models/{name}/infer" if path.endswith("/infer") else "/v2/models/{name}"
-        return path if path in {"/embed", "/classify", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready"} else "other"
+        return path if path in METRIC_ROUTES else "other"
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":

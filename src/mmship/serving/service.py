@@ -36,6 +36,8 @@ class InferResult:
 
     outputs: dict[str, np.ndarray]
     truncated: list[bool] = field(default_factory=list)
+    #: Tokens each text took, special tokens included, padding not.
+    text_tokens: list[int] = field(default_factory=list)
 
 
 def pad_stacker(pad_ids: dict[str, int]):
@@ -161,7 +163,9 @@ class ModelService:
                 "or raise the server's --max-text-chars",
             )
 
-    async def _features(self, inputs: PayloadInputs, deadline: float) -> tuple[dict[str, np.ndarray], list[bool]]:
+    async def _features(
+        self, inputs: PayloadInputs, deadline: float
+    ) -> tuple[dict[str, np.ndarray], list[bool], list[int]]:
         specs = self.engine.input_specs
         unknown = sorted(set(inputs.tensors) - set(specs))
         if unknown:
@@ -176,6 +180,7 @@ class ModelService:
         check_token_tensors(feeds, specs, self.vocab_size)
         loop = asyncio.get_running_loop()
         truncated: list[bool] = []
+        text_tokens: list[int] = []
         jobs = []
         if inputs.images:
             if self.images is None:
@@ -198,12 +203,13 @@ class ModelService:
         if inputs.texts:
             tokens = results[index]
             truncated = list(tokens.truncated)
+            text_tokens = [int(n) for n in tokens.attention_mask.sum(axis=1)]
             for spec in specs.values():
                 if spec.modality == "text" and spec.name in tokens.arrays:
                     feeds[spec.name] = tokens.arrays[spec.name]
         if any(s.modality == "text" for s in specs.values()) and "input_ids" in feeds and "attention_mask" in specs:
             feeds.setdefault("attention_mask", np.ones_like(feeds["input_ids"]))
-        return feeds, truncated
+        return feeds, truncated, text_tokens
 
     def _plan(self, feeds: dict[str, np.ndarray], requested: list[str]) -> list[GraphRunner]:
         runnable = self.engine.graphs_for(set(feeds))
@@ -241,7 +247,7 @@ class ModelService:
             raise InputSpecError("the request has no inputs", hint="send at least one image or text")
         requested = requested or []
         deadline = deadline if deadline is not None else current_deadline(self.settings.request_timeout_s)
-        feeds, truncated = await self._features(inputs, deadline)
+        feeds, truncated, text_tokens = await self._features(inputs, deadline)
         graphs = self._plan(feeds, requested)
         timeout = remaining(deadline, "queueing for the model")
         results = await asyncio.gather(
@@ -253,4 +259,4 @@ class ModelService:
         self.scorer.add_logits(outputs)
         if truncated and any(truncated):
             self.metrics.truncated.inc(sum(truncated))
-        return InferResult(outputs, truncated)
+        return InferResult(outputs, truncated, text_tokens)

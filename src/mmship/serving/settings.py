@@ -7,6 +7,7 @@ import ipaddress
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from mmship.core.errors import MmshipError
+from mmship.serving.url_fetch import UrlFetchSettings
 
 #: Accepted API key lengths: long enough not to be guessed, short enough for one header.
 MIN_API_KEY_LENGTH = 16
@@ -74,6 +75,7 @@ class ServerSettings(BaseModel):
     memory_log: str | None = None
     memory_log_interval_s: float = 5.0
     drain_timeout_s: float = 30.0
+    url_fetch: UrlFetchSettings = Field(default_factory=UrlFetchSettings, description="image URL fetching (off: no hosts)")
 
     @field_validator("api_key")
     @classmethod

@@ -25,14 +25,18 @@ from mmship.core.payload import (
 
 def test_builtin_codecs_are_registered_by_their_plugins():
     manager = get_plugin_manager()
-    for name in ("codec-v2", "codec-embed"):
+    for name in ("codec-v2", "codec-embed", "codec-openai"):
         assert manager.records[name].status == "loaded", manager.records[name].error
         assert manager.records[name].hooks == ["mmship_register_codecs"]
     codecs = manager.codecs()
-    assert codecs.names() == ["classify", "embed", "v2"]
-    assert {n: codecs.owner(n) for n in codecs.names()} == {"classify": "codec-embed", "embed": "codec-embed", "v2": "codec-v2"}
-    assert codecs.protocols() == ["classify", "embed", "v2", "v2-binary"]
-    assert {n: codecs.get(n).operation for n in codecs.names()} == {"classify": "classify", "embed": "embed", "v2": "infer"}
+    assert codecs.names() == ["classify", "embed", "openai", "v2"]
+    assert {n: codecs.owner(n) for n in codecs.names()} == {
+        "classify": "codec-embed", "embed": "codec-embed", "openai": "codec-openai", "v2": "codec-v2",
+    }
+    assert codecs.protocols() == ["classify", "embed", "openai", "v2", "v2-binary"]
+    assert {n: codecs.get(n).operation for n in codecs.names()} == {
+        "classify": "classify", "embed": "embed", "openai": "embed_items", "v2": "infer",
+    }
 
 
 @pytest.mark.parametrize(
@@ -56,7 +60,7 @@ def test_unknown_protocol_names_the_known_ones():
     with pytest.raises(PluginError) as info:
         get_plugin_manager().codecs().for_protocol("grpc")
     assert info.value.message == "no payload plugin encodes protocol 'grpc'"
-    assert "classify, embed, v2, v2-binary" in info.value.hint
+    assert "classify, embed, openai, v2, v2-binary" in info.value.hint
 
 
 # --- both directions of every built-in codec ---------------------------------------
@@ -115,7 +119,9 @@ def test_classify_codec_both_directions(png):
 # --- broken codec plugins -----------------------------------------------------------
 
 
-def _codec(name: str, routes: tuple[str, ...], operation: str = "infer", protocols: tuple[str, ...] = ()) -> type[Codec]:
+def _codec(
+    name: str, routes: tuple[str, ...], operation: str = "infer", protocols: tuple[str, ...] = (), **optional: object
+) -> type[Codec]:
     class Fixture(Codec):
         def encode_request(self, inputs, protocol):
             raise NotImplementedError
@@ -130,6 +136,8 @@ def _codec(name: str, routes: tuple[str, ...], operation: str = "infer", protoco
             raise NotImplementedError
 
     Fixture.name, Fixture.routes, Fixture.operation, Fixture.protocols = name, routes, operation, protocols
+    for key, value in optional.items():
+        setattr(Fixture, key, value)
     return Fixture
 
 
@@ -151,8 +159,14 @@ def _plugin(*classes):
         (_codec("embed", ("/mine",)), ["codec name 'embed'", "already taken by plugin 'codec-embed'"]),
         (_codec("mine", ("/mine",), operation="translate"), ["operation 'translate'"]),
         (_codec("mine", ("mine",)), ["routes ('mine',)"]),
+        (_codec("mine", ("/mine",), models_route="/v1/models"), ["models route '/v1/models'", "codec 'openai'"]),
+        (_codec("mine", ("/mine",), error_prefix="/v1/x/"), ["error prefix '/v1/x/'", "codec 'openai'"]),
+        (_codec("mine", ("/v1/mine",)), ["error prefix '/v1/'", "codec 'openai'"]),
+        (_codec("mine", ("/mine",), error_prefix="/"), ["error_prefix '/'"]),
+        (_codec("mine", ("/mine/a",), error_prefix="/v2/"), ["error prefix '/v2/'", "codec 'v2'"]),
     ],
-    ids=["route", "protocol", "name", "operation", "path"],
+    ids=["route", "protocol", "name", "operation", "path", "models-route", "error-prefix", "route-under-prefix",
+         "prefix-root", "prefix-over-routes"],
 )
 def test_a_clashing_or_invalid_codec_fails_its_plugin_and_nothing_else(codec, words):
     manager = get_plugin_manager()
@@ -163,7 +177,7 @@ def test_a_clashing_or_invalid_codec_fails_its_plugin_and_nothing_else(codec, wo
     for word in words:
         assert word in record.error
     assert "fine" not in codecs and "mine" not in codecs, "a failed plugin's codecs are all dropped"
-    assert codecs.names() == ["classify", "embed", "v2"] and codecs.owner("embed") == "codec-embed"
+    assert codecs.names() == ["classify", "embed", "openai", "v2"] and codecs.owner("embed") == "codec-embed"
     assert manager.pm.get_plugin("broken-codecs") is None
 
 
@@ -172,6 +186,6 @@ def test_codec_plugins_can_be_disabled(monkeypatch):
     reset_plugin_manager()
     manager = get_plugin_manager()
     assert manager.records["codec-v2"].status == "disabled"
-    assert manager.codecs().names() == ["classify", "embed"]
+    assert manager.codecs().names() == ["classify", "embed", "openai"]
     with pytest.raises(PluginError, match="no payload plugin encodes protocol 'v2'"):
         manager.codecs().for_protocol("v2")

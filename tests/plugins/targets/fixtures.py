@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,10 +52,14 @@ def fake_server() -> FakeFriendli:
 
 
 @pytest.fixture
-def fake(fake_server: FakeFriendli) -> FakeFriendli:
-    """The fake API, emptied for this test."""
+def fake(fake_server: FakeFriendli) -> Iterator[FakeFriendli]:
+    """The fake API, emptied for this test. The test fails if any request mmship sent, or
+    any answer the fake gave, broke FriendliAI's published spec (``fake.violations``); a
+    test that sends a bad request on purpose takes its violations with ``take_violations()``."""
     fake_server.reset()
-    return fake_server
+    yield fake_server
+    violations = fake_server.take_violations()
+    assert not violations, "requests or answers that break FriendliAI's spec:\n" + "\n".join(violations)
 
 
 @pytest.fixture

@@ -1,127 +1,20 @@
-"""The friendli target: mapping, preflight, deploy/poll/fail against the fake API, token secrecy."""
+"""The friendli target: preflight, deploy/poll/fail against the fake API, lost creates,
+states, token secrecy. (``test_friendli_mapping.py`` covers the plan's mapping and the
+settings; ``test_friendli_deployments.py`` list/status/sleep/wake/restart/delete/invoke.)"""
 
 from __future__ import annotations
 
-import io
 import logging
 
 import pytest
-from pydantic import ValidationError
 
 from mmship.core.bundle import Bundle
-from mmship.core.config import DeployConfig
 from mmship.core.errors import DeployError
-from mmship.plugins.targets.friendli.mapping import (
-    INSTANCE_OPTIONS,
-    INSTANCE_TYPES,
-    FriendliSettings,
-)
-from mmship.plugins.targets.friendli.target import FriendliTarget
 from mmship.plugins.targets.friendli.watch import ERROR_FIXES, wait_until_running
 from tests.plugins.targets.fixtures import PROJECT
+from tests.plugins.targets.friendli_setup import CONFIG, target
 
 pytestmark = pytest.mark.network
-
-CONFIG_DATA = {
-    "runtime": {"framework": "pytorch", "version": "1.12"},
-    "compute": {"instance_type": "gpu.large", "min_replicas": 1, "max_replicas": 5},
-    "model": {"name": "vlm-chat", "serving_params": {"default_batch_size": 4, "max_batch_size": 8}},
-    "autoscaling": {"metrics": [{"type": "cpu_utilization", "threshold": "60%"}], "cooldown": 300},
-}
-CONFIG = DeployConfig.model_validate(CONFIG_DATA)
-
-
-def no_config(bundle: Bundle) -> DeployConfig:
-    """What `mmship deploy` uses without --config."""
-    return DeployConfig.defaults(bundle.manifest.name)
-
-
-def target(fake=None, **settings):
-    if fake is not None:
-        settings.setdefault("base_url", fake.url)
-    settings.setdefault("poll_interval_s", 0.001)
-    settings.setdefault("timeout_s", 10)
-    settings.setdefault("request_timeout_s", 5)
-    return FriendliTarget(FriendliSettings(**settings))
-
-
-def png() -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (4, 4), (200, 10, 10)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-# --- mapping ---------------------------------------------------------------------------
-
-
-def test_plan_maps_the_deploy_config(weights_bundle, monkeypatch):
-    monkeypatch.setenv("FRIENDLI_PROJECT", PROJECT)
-    plan = target().plan(Bundle.load(weights_bundle), CONFIG)
-    body = plan.body
-    assert body["projectId"] == PROJECT
-    assert body["name"] == "vlm-chat"
-    assert body["instanceOptionId"] == INSTANCE_OPTIONS[INSTANCE_TYPES["gpu.large"]][0]
-    assert body["hfModelRepo"] == "org/tiny-llava" and body["hfModelRepoRevision"] == "main"
-    assert body["autoscalingPolicy"] == {"minReplica": 1, "maxReplica": 5, "cooldownPeriod": 300}
-    assert body["advanced"]["max_batch_size"] == 8
-    assert plan.settings["autoscalingPolicy.maxReplica"].startswith("5")
-    assert "compute.max_replicas" in plan.settings["autoscalingPolicy.maxReplica"]
-    assert "request load" in plan.settings["(not mapped) autoscaling.metrics"]
-
-
-def test_defaults_without_a_config(weights_bundle, monkeypatch):
-    monkeypatch.setenv("FRIENDLI_PROJECT", PROJECT)
-    bundle = Bundle.load(weights_bundle)
-    body = target().plan(bundle, no_config(bundle)).body
-    assert body["name"] == "tiny-llava"
-    assert body["instanceOptionId"] == INSTANCE_OPTIONS["a100-80gb-x1"][0]
-    assert body["autoscalingPolicy"] == {"minReplica": 1, "maxReplica": 1, "cooldownPeriod": 300}
-    assert body["advanced"]["max_batch_size"] == 16  # the bundle's serving params
-
-
-def test_instance_option_id_overrides_the_table(weights_bundle):
-    body = target(project_id="p", instance_option_id="RAWID").plan(Bundle.load(weights_bundle), CONFIG).body
-    assert body["instanceOptionId"] == "RAWID"
-
-
-def test_cpu_instances_are_refused_with_the_choices(weights_bundle):
-    config = DeployConfig.model_validate({**CONFIG_DATA, "compute": {"instance_type": "cpu.medium", "min_replicas": 1, "max_replicas": 1}})
-    with pytest.raises(DeployError) as info:
-        target(project_id="p").plan(Bundle.load(weights_bundle), config)
-    assert "GPUs only" in info.value.message
-    assert "gpu.small" in info.value.hint and "instance_option_id" in info.value.hint
-
-
-def test_more_than_ten_replicas_is_refused(weights_bundle):
-    config = DeployConfig.model_validate({**CONFIG_DATA, "compute": {"instance_type": "gpu.small", "min_replicas": 1, "max_replicas": 12}})
-    with pytest.raises(DeployError, match="at most 10"):
-        target(project_id="p").plan(Bundle.load(weights_bundle), config)
-
-
-def test_project_is_required(weights_bundle):
-    with pytest.raises(DeployError) as info:
-        bundle = Bundle.load(weights_bundle)
-        target().plan(bundle, no_config(bundle))
-    assert "FRIENDLI_PROJECT" in info.value.hint and "project_id" in info.value.hint
-
-
-def test_local_bundle_needs_hf_repo(local_weights_bundle):
-    bundle = Bundle.load(local_weights_bundle)
-    with pytest.raises(DeployError) as info:
-        target(project_id="p").plan(bundle, no_config(bundle))
-    assert "--hf-repo" in info.value.hint and "huggingface-cli upload" in info.value.hint
-    body = target(project_id="p", hf_repo="me/llava", hf_revision="v1").plan(bundle, no_config(bundle)).body
-    assert body["hfModelRepo"] == "me/llava" and body["hfModelRepoRevision"] == "v1"
-
-
-def test_token_is_not_a_setting_and_is_not_echoed():
-    with pytest.raises(ValidationError) as info:
-        FriendliSettings.model_validate({"token": "flp_never_here"})
-    assert "FRIENDLI_TOKEN" in str(info.value)
-    errors = info.value.errors(include_input=False)
-    assert "flp_never_here" not in str(errors)
 
 
 # --- preflight -------------------------------------------------------------------------
@@ -164,13 +57,111 @@ def test_deploy_creates_finds_and_polls_until_running(weights_bundle, friendli_e
 
 
 def test_existing_name_is_refused(weights_bundle, friendli_env):
-    existing = friendli_env.add_endpoint(PROJECT, "vlm-chat")
+    existing = friendli_env.add_endpoint(PROJECT, "vlm-chat", status="SLEEPING")
     t = target(friendli_env)
     bundle = Bundle.load(weights_bundle)
     with pytest.raises(DeployError) as info:
         t.deploy(bundle, CONFIG, t.plan(bundle, CONFIG))
-    assert existing in info.value.message and "endpoint_name" in info.value.hint
+    assert f"{existing} (SLEEPING)" in info.value.message and "endpoint_name" in info.value.hint
     assert not any(r["method"] == "POST" for r in friendli_env.requests)
+
+
+def deploy(fake, **settings):
+    t = target(fake, **settings)
+    return t.deploy(BUNDLE[0], CONFIG, t.plan(BUNDLE[0], CONFIG))
+
+
+BUNDLE: list[Bundle] = []
+
+
+@pytest.fixture
+def bundle(weights_bundle):
+    BUNDLE[:] = [Bundle.load(weights_bundle)]
+    return BUNDLE[0]
+
+
+def test_a_terminating_endpoint_does_not_hold_its_name(bundle, friendli_env):
+    old = friendli_env.add_endpoint(PROJECT, "vlm-chat")
+    friendli_env.endpoints[old].update(status="TERMINATING", ticks=99)
+    gone = friendli_env.add_endpoint(PROJECT, "vlm-chat", status="TERMINATED")
+    deployment = deploy(friendli_env)
+    assert deployment.status == "RUNNING" and deployment.details["endpoint_id"] not in (old, gone)
+
+
+def test_a_name_used_only_in_another_project_does_not_block(bundle, friendli_env):
+    other = friendli_env.add_endpoint("someone-elses-project", "vlm-chat")
+    deployment = deploy(friendli_env)
+    assert deployment.status == "RUNNING" and deployment.details["endpoint_id"] != other
+    assert friendli_env.endpoints[other]["status"] == "RUNNING"
+
+
+@pytest.mark.parametrize("lose", [{"status": 500}, {"status": 502}, {"delay_s": 1.0}])
+def test_a_create_whose_answer_is_lost_is_found_by_name(bundle, friendli_env, capsys, lose):
+    """The API created the endpoint (it bills) but the answer never arrived: mmship finds it, once."""
+    friendli_env.lose_answer("POST", "/dedicated/beta/endpoint", **lose)
+    deployment = deploy(friendli_env, request_timeout_s=0.3)
+    (endpoint_id,) = friendli_env.endpoints
+    assert deployment.details["endpoint_id"] == endpoint_id and deployment.status == "RUNNING"
+    assert len([r for r in friendli_env.requests if r["method"] == "POST"]) == 1  # never created twice
+    assert "answer to the create request was lost" in capsys.readouterr().err
+
+
+def test_a_lost_create_that_did_not_happen_says_to_look_before_retrying(bundle, friendli_env):
+    friendli_env.inject("POST", "/dedicated/beta/endpoint", 500)  # refused before acting: nothing was created
+    with pytest.raises(DeployError) as info:
+        deploy(friendli_env)
+    assert "was lost" in info.value.message and "may still appear" in info.value.message
+    assert "deployments list" in info.value.hint
+    assert friendli_env.endpoints == {}
+    assert len([r for r in friendli_env.requests if r["method"] == "GET" and r["path"] == "/dedicated/beta/endpoint"]) == 4
+
+
+def test_a_rejected_create_is_not_looked_up(bundle, friendli_env):
+    with pytest.raises(DeployError) as info:
+        deploy(friendli_env, instance_option_id="NOT-AN-OPTION")
+    assert "422" in info.value.message and "instanceOptionId" in info.value.message
+    assert [r["method"] for r in friendli_env.requests].count("GET") == 1  # the name check only
+
+
+class Sequence:
+    """A client whose status answers follow a script, and a clock that sleeping moves."""
+
+    def __init__(self, *statuses):
+        self.statuses = list(statuses)
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def get_status(self, endpoint_id):
+        return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def wait(self, timeout_s=1800, interval_s=10):
+        return wait_until_running(self, "e1", timeout_s=timeout_s, interval_s=interval_s, sleep=self.sleep, clock=self.clock)
+
+
+@pytest.mark.parametrize("final", ["RUNNING", "READY", "SLEEPING"])
+def test_deployed_states_end_the_wait(final):
+    client = Sequence({"status": "INITIALIZING", "phase": "ENGINE_INITIALIZING"}, {"status": "UPDATING"}, {"status": final})
+    assert client.wait()["status"] == final and client.slept == [10, 10]
+
+
+@pytest.mark.parametrize("state", ["AWAKING", "STOPPING", "UNKNOWN", "UPDATING"])
+def test_changing_states_keep_the_wait_going(state):
+    client = Sequence({"status": state}, {"status": state}, {"status": "RUNNING"})
+    assert client.wait()["status"] == "RUNNING" and len(client.slept) == 2
+
+
+@pytest.mark.parametrize("state, restart", [("FAILED", True), ("TERMINATED", True), ("TERMINATING", False)])
+def test_failed_and_terminated_offer_a_restart(state, restart):
+    with pytest.raises(DeployError) as info:
+        Sequence({"status": state, "errorCode": "WORKLOAD_INIT_GRPC_ERROR"}).wait()
+    assert ("mmship deployments restart e1 --target friendli" in info.value.hint) == restart
 
 
 @pytest.mark.parametrize("repo, code, fix", [
@@ -205,7 +196,7 @@ def test_wait_times_out_with_the_last_status():
     with pytest.raises(DeployError) as info:
         wait_until_running(Stuck(), "e1", timeout_s=60, interval_s=10, clock=lambda: now[0],
                            sleep=lambda s: now.__setitem__(0, now[0] + s))
-    assert "not RUNNING after 60 s" in info.value.message
+    assert "not deployed (RUNNING, READY or SLEEPING) after 60 s" in info.value.message
     assert "DOWNLOADING_MODEL" in info.value.message and "timeout_s" in info.value.hint
 
 
@@ -221,47 +212,6 @@ def test_token_never_reaches_output_or_logs(weights_bundle, friendli_env, caplog
     assert any("mmship.friendli" == r.name for r in caplog.records)  # requests were logged...
     for text in (caplog.text, captured.out, captured.err, str(info.value)):
         assert friendli_env.token not in text  # ...but never the token
-
-
-# --- deployments -----------------------------------------------------------------------
-
-
-def test_list_status_sleep_wake_delete(friendli_env):
-    first = friendli_env.add_endpoint(PROJECT, "alpha")
-    friendli_env.add_endpoint(PROJECT, "beta", status="SLEEPING")
-    friendli_env.add_endpoint("other-project", "gamma")
-    t = target(friendli_env)
-    listed = t.list_deployments()
-    assert [d.name for d in listed] == ["beta", "alpha"]  # newest first, this project only
-    assert t.status("alpha").details["endpoint_id"] == first
-    assert t.status(first).name == "alpha"
-    assert t.sleep("alpha").status == "SLEEPING"
-    assert t.wake("alpha").status == "AWAKING"
-    assert t.status("alpha").status == "RUNNING"
-    assert t.delete("alpha").status == "deleted"
-    assert first not in friendli_env.endpoints
-    with pytest.raises(DeployError, match="no FriendliAI endpoint"):
-        t.status("alpha")
-
-
-def test_invoke_chat_with_an_image_and_embeddings(friendli_env):
-    friendli_env.add_endpoint(PROJECT, "vlm")
-    t = target(friendli_env)
-    result = t.invoke("vlm", texts=["what is this?"], images=[png()])
-    assert result.text == "I see 1 image(s) and read: what is this?"
-    chat = next(r for r in friendli_env.requests if r["path"] == "/dedicated/v1/chat/completions")
-    assert '"url":"data:image/png;base64,' in chat["body"].replace(" ", "")
-    vectors = t.invoke("vlm", texts=["a", "bcd"], images=[], mode="embeddings").embeddings
-    assert [len(v) for v in vectors] == [8, 8] and vectors[1][0] == 3.0
-
-
-def test_invoke_refuses_raw_pixels_and_images_for_embeddings(friendli_env):
-    friendli_env.add_endpoint(PROJECT, "vlm")
-    t = target(friendli_env)
-    with pytest.raises(Exception, match="not an encoded JPEG"):
-        t.invoke("vlm", texts=["x"], images=[bytes(48)])
-    with pytest.raises(Exception, match="text only"):
-        t.invoke("vlm", texts=["x"], images=[png()], mode="embeddings")
 
 
 def test_live_view_on_a_terminal(monkeypatch, capsys):

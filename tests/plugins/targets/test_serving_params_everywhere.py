@@ -29,9 +29,13 @@ def served(target: str, bundle: Bundle, config: DeployConfig, tmp_path) -> dict[
         models = TritonTarget(TritonSettings(out=tmp_path / "repo")).models(bundle, config)
         (precision,) = {m.source.name.split(".")[-2] for m in models}  # graphs/<graph>.<precision>.onnx copied
         return {"precision": precision, "max_batch_size": models[0].max_batch_size}
+    # FriendliAI's engine chooses both: the plan shows the merged params as not mapped, and
+    # the ONNX serving batch is never sent as FriendliAI's batch cap (issue 8)
     plan = FriendliTarget(FriendliSettings(project_id="p", force=True)).plan(bundle, config)
-    ignored = plan.settings["(not mapped) serving_params.precision/accelerator"]
-    return {"precision": ignored.split("/")[0], "max_batch_size": plan.body["advanced"]["max_batch_size"]}
+    assert "max_batch_size" not in plan.body["advanced"]
+    precision = plan.settings["(not mapped) serving_params.precision/accelerator"].split("/")[0]
+    batch = plan.settings["(not mapped) serving_params.max_batch_size"].split()[0]
+    return {"precision": precision, "max_batch_size": int(batch)}
 
 
 @pytest.mark.parametrize("target", ["local", "ray", "triton", "friendli"])

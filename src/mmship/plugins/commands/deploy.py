@@ -7,7 +7,7 @@ flags targets declare, e.g. Triton's ``--out``, and ``--set key=value`` on top),
 plan and, unless ``--dry-run``, runs the ``mmship_deploy`` hook. The declared flags become
 real options when the app is built, so ``mmship deploy --help`` lists them with their
 targets. ``deployments`` calls the optional operations a target implements (list, status,
-delete, sleep, wake, invoke).
+delete, sleep, wake, restart, invoke).
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def mmship_register_commands(app: typer.Typer) -> None:
 
     app.command("deploy")(_with_declared_flags(deploy, declared_flag_params(registry)))
 
-    group = typer.Typer(help="Manage deployments on a target: list, status, delete, sleep, wake, invoke.", no_args_is_help=True)
+    group = typer.Typer(help="Manage deployments on a target: list, status, delete, sleep, wake, restart, invoke.", no_args_is_help=True)
     app.add_typer(group, name="deployments")
 
     def _target(op: str, target: str | None, config: Path | None, sets: list[str]) -> Target:
@@ -165,6 +165,7 @@ def mmship_register_commands(app: typer.Typer) -> None:
     _simple("delete", lambda t, name: t.delete(name), "deleted", "Delete a deployment.")
     _simple("sleep", lambda t, name: t.sleep(name), "sleeping", "Put a deployment to sleep (no replicas; wake brings it back).")
     _simple("wake", lambda t, name: t.wake(name), "waking", "Wake a sleeping deployment.")
+    _simple("restart", lambda t, name: t.restart(name), "restarting", "Start a failed or stopped deployment again.")
 
     @group.command("invoke")
     def invoke_cmd(

@@ -39,8 +39,16 @@ def _add_serve(app: typer.Typer) -> None:
         insecure: bool = typer.Option(False, "--insecure", help="Allow a non-loopback bind without an API key."),
         memory_log: float | None = typer.Option(None, "--memory-log", help="Sample the server's RSS every SECONDS into a CSV."),
         memory_log_file: Path = typer.Option(Path("mmship-memory.csv"), "--memory-log-file", help="Where --memory-log writes."),
+        allow_url_fetch: list[str] = typer.Option(
+            [], "--allow-url-fetch", metavar="HOST_PATTERN",
+            help="Fetch image URLs from this host (images.example.com, *.example.com, an IP); repeatable. Off by default.",
+        ),
+        url_fetch_private: bool = typer.Option(False, "--url-fetch-private", help="Let URL fetching reach private, loopback and link-local addresses."),
+        url_fetch_max_mb: float = typer.Option(10.0, "--url-fetch-max-mb", help="Largest image file fetched from a URL."),
+        url_fetch_timeout: float = typer.Option(10.0, "--url-fetch-timeout", help="Seconds for one URL fetch, redirects included."),
     ) -> None:
-        """Serve a bundle over HTTP: Open Inference Protocol v2, /embed, /classify, /metrics."""
+        """Serve a bundle over HTTP: Open Inference Protocol v2, /embed, /classify, OpenAI's /v1/embeddings,
+        /metrics, and a page to try the model at /."""
         from pydantic import ValidationError
 
         from mmship.core.cli.console import console
@@ -50,6 +58,7 @@ def _add_serve(app: typer.Typer) -> None:
 
         if api_key is not None:
             check_api_key(api_key)  # an empty --api-key "$UNSET" must not switch auth off
+        url_fetch = _url_fetch_settings(allow_url_fetch, url_fetch_private, url_fetch_max_mb, url_fetch_timeout)
         try:
             settings = ServerSettings(
                 host=host, port=port, precision=precision, max_batch_size=max_batch_size, max_delay_ms=max_delay_ms,
@@ -58,6 +67,7 @@ def _add_serve(app: typer.Typer) -> None:
                 max_aspect_ratio=max_aspect_ratio, max_request_text_chars=max_text_chars,
                 threads=threads, accelerator=accelerator, api_key=api_key, insecure=insecure,
                 memory_log=str(memory_log_file) if memory_log else None, memory_log_interval_s=memory_log or 5.0,
+                url_fetch=url_fetch,
             )
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
@@ -70,5 +80,24 @@ def _add_serve(app: typer.Typer) -> None:
             f"serving [bold]{service.name}[/] ({service.engine.precision} on {service.engine.accelerator}, graphs: {', '.join(service.engine.graphs)}) "
             f"on http://{host}:{port}  pid {os.getpid()}"
         )
-        console.print(f"  try: mmship invoke http://{host}:{port} --image cat.jpg --text 'a photo of a cat'   docs: http://{host}:{port}/docs")
+        console.print(f"  try: http://{host}:{port}/ in a browser, or mmship invoke http://{host}:{port} --image cat.jpg --text 'a photo of a cat'   docs: http://{host}:{port}/docs")
         server.run()
+
+
+def _url_fetch_settings(hosts: list[str], private: bool, max_mb: float, timeout_s: float) -> object:
+    """``--allow-url-fetch`` and its limits, refused with the flag named when malformed."""
+    from pydantic import ValidationError
+
+    from mmship.core.errors import MmshipError
+    from mmship.serving.url_fetch import UrlFetchSettings
+
+    try:
+        return UrlFetchSettings(
+            allow_hosts=hosts, allow_private=private, max_bytes=max(1, int(max_mb * 1024 * 1024)), timeout_s=timeout_s
+        )
+    except ValidationError as exc:
+        reasons = "; ".join(str(e.get("msg", "")).removeprefix("Value error, ") for e in exc.errors())
+        raise MmshipError(
+            f"--allow-url-fetch / --url-fetch-*: {reasons}",
+            hint="e.g. --allow-url-fetch images.example.com --allow-url-fetch '*.cdn.example.com' --url-fetch-timeout 10",
+        ) from None

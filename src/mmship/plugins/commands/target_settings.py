@@ -80,12 +80,24 @@ def flag_overrides(cls: type[Target], given: dict[str, Any], registry: TargetReg
 
 
 def parse_sets(values: list[str]) -> dict[str, Any]:
-    """``["a=1", "b.c=x"]`` -> ``{"a": 1, "b": {"c": "x"}}`` (values read as YAML scalars)."""
+    """``["a=1", "b.c=x"]`` -> ``{"a": 1, "b": {"c": "x"}}`` (values read as YAML scalars).
+
+    A malformed argument is never echoed (``--set $FRIENDLI_TOKEN`` must not print the
+    token): the error gives its length, or only the key when the value is missing."""
     result: dict[str, Any] = {}
-    for item in values:
+    for position, item in enumerate(values, start=1):
         key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise DeployError(f"--set expects key=value, got {item!r}", hint="write e.g. --set project_id=abc123")
+        if not sep:
+            raise DeployError(
+                f"--set expects key=value; argument {position} of --set has no '=' "
+                f"({len(item)} characters, not shown: it may be a secret)",
+                hint="write e.g. --set project_id=abc123",
+            )
+        if not key.strip():
+            raise DeployError(
+                f"--set expects key=value; argument {position} of --set has nothing before '='",
+                hint="write e.g. --set project_id=abc123",
+            )
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:

@@ -3,19 +3,28 @@
 Images travel as data URIs inside OpenAI-style content parts
 (``{"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,..."}}``), the
 encoded file's bytes with their real MIME type, never raw pixels. ``model`` is the
-endpoint id. Used by ``mmship deployments invoke NAME --target friendli`` and by
-``mmship invoke`` for Friendli endpoints (:func:`invoke_friendli`).
+endpoint id. Used by the target's ``invoke`` (``mmship deployments invoke NAME --target
+friendli`` and ``mmship invoke friendli://ID``) and, from Python, by
+:func:`invoke_friendli` (which reads ``FRIENDLI_TEAM`` and ``FRIENDLI_BASE_URL`` like the
+target does). A call is sent once: a generation is billed, so a timeout or 5xx is
+reported, never silently repeated.
+
+FriendliAI documents image parts as URLs (``image_url.url``); that it accepts ``data:``
+URIs there is the OpenAI-compatible convention, not something its API reference states.
 """
 
 from __future__ import annotations
 
 import base64
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from mmship.core.errors import DeployError, InputSpecError
 from mmship.plugins.targets.friendli.client import (
+    BASE_URL_ENV,
     DEFAULT_BASE_URL,
+    TEAM_ENV,
     FriendliClient,
     read_token,
 )
@@ -113,11 +122,15 @@ def invoke_friendli(
     texts: list[str],
     images: list[bytes] | None = None,
     mode: str = "chat",
-    base_url: str = DEFAULT_BASE_URL,
+    base_url: str | None = None,
     team: str | None = None,
     timeout_s: float = 60.0,
     max_tokens: int = 256,
 ) -> InvokeResult:
-    """One call to an endpoint with the token from ``FRIENDLI_TOKEN`` (for ``mmship invoke``)."""
+    """One call to endpoint ``endpoint_id`` (an id, used as is) with the token from
+    ``FRIENDLI_TOKEN``, for Python callers; ``team`` defaults to ``$FRIENDLI_TEAM`` and ``base_url`` to ``$FRIENDLI_BASE_URL``, else
+    FriendliAI's API."""
+    team = team if team is not None else (os.environ.get(TEAM_ENV) or None)
+    base_url = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
     with FriendliClient(read_token(), base_url, team=team, timeout_s=timeout_s) as client:
         return invoke_endpoint(client, endpoint_id, texts=texts, images=images, mode=mode, max_tokens=max_tokens)

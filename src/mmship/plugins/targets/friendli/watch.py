@@ -1,8 +1,12 @@
-"""Wait for a FriendliAI endpoint to become RUNNING, showing its status and phase.
+"""Wait for a FriendliAI endpoint to be deployed, showing its status and phase.
 
-On a terminal a rich live line shows status, phase and elapsed time; elsewhere (logs, CI,
-tests) each change of status or phase is printed once. FAILED raises with the error code
-and its fix; a timeout raises with the last status seen, leaving the endpoint in place.
+The statuses are the spec's ``InferenceDeploymentStatus``: RUNNING and READY serve,
+SLEEPING is deployed and scaled to zero (the next request wakes it), so all three end the
+wait. FAILED raises with the error code and its fix, TERMINATING/TERMINATED raise (both
+with ``deployments restart`` where FriendliAI allows it: FAILED or TERMINATED), and the
+rest (INITIALIZING, UPDATING, AWAKING, STOPPING, UNKNOWN) are in progress. On a terminal a
+rich live line shows status, phase and elapsed time; elsewhere each change is printed
+once. A timeout raises with the last status seen, leaving the endpoint in place.
 """
 
 from __future__ import annotations
@@ -36,9 +40,28 @@ ERROR_FIXES: dict[str, str] = {
     "(compute.instance_type) or lower model.serving_params.max_batch_size",
     "INFERENCE_ENGINE_INVALID_ARGUMENT_ERROR": "an advanced setting is invalid: check max_batch_size, "
     "max_token_count and max_input_length",
+    "WORKLOAD_INIT_UNKNOWN_ERROR": "the workload failed to start for a reason FriendliAI did not name: restart it "
+    "once (`mmship deployments restart`); if it fails again, see the endpoint's logs in Friendli Suite",
+    "WORKLOAD_INIT_SETTINGS_ERROR": "the endpoint's settings were rejected when the workload started: check the "
+    "advanced settings (max_batch_size, max_token_count, max_input_length) and the instance type in the plan",
+    "WORKLOAD_INIT_GRPC_ERROR": "FriendliAI's workload service failed while starting the endpoint: restart it "
+    "(`mmship deployments restart`) or retry later",
+    "INFERENCE_ENGINE_UNKNOWN_ERROR": "the inference engine stopped for a reason FriendliAI did not name: check "
+    "that the model's architecture is supported, then restart it (`mmship deployments restart`)",
+    "INFERENCE_ENGINE_METERING_CLIENT_CONFIG_ERROR": "FriendliAI's usage metering is not configured for this "
+    "endpoint (an account or billing problem on FriendliAI's side): check the team's billing in Friendli Suite "
+    "or contact FriendliAI support",
 }
 DEFAULT_FIX = "see the endpoint's logs in Friendli Suite, fix the cause and deploy again"
-STOPPED = frozenset({"TERMINATED", "TERMINATING", "STOPPING"})
+
+#: Deployed: serving now (RUNNING, READY) or scaled to zero and woken by the next request (SLEEPING).
+DEPLOYED = frozenset({"RUNNING", "READY", "SLEEPING"})
+#: Going away or gone: such an endpoint does not hold its name.
+GONE = frozenset({"TERMINATING", "TERMINATED"})
+#: States from which ``PUT .../restart`` starts an endpoint again.
+RESTARTABLE = frozenset({"FAILED", "TERMINATED"})
+#: Still changing: keep waiting.
+IN_PROGRESS = frozenset({"INITIALIZING", "UPDATING", "AWAKING", "STOPPING", "UNKNOWN"})
 
 
 def fix_for(error_code: str | None) -> str:
@@ -104,30 +127,35 @@ def wait_until_running(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
-    """Poll ``GET .../{id}/status`` until RUNNING; returns the final status object."""
+    """Poll ``GET .../{id}/status`` until the endpoint is deployed (RUNNING, READY or
+    SLEEPING); returns the final status object."""
     deadline = clock() + timeout_s
     status: dict[str, Any] = {}
+    restart = f"`mmship deployments restart {endpoint_id} --target friendli`"
+    delete = f"`mmship deployments delete {endpoint_id} --target friendli`"
     while True:
         status = client.get_status(endpoint_id)
         if view is not None:
             view.update(status)
         state = str(status.get("status", "UNKNOWN"))
-        if state == "RUNNING":
+        if state in DEPLOYED:
             return status
         if state == "FAILED":
             code = status.get("errorCode") or "no error code"
             raise DeployError(
                 f"FriendliAI endpoint {endpoint_id} FAILED with {code}",
-                hint=fix_for(status.get("errorCode")) + f"; then `mmship deployments delete {endpoint_id} --target friendli`",
+                hint=fix_for(status.get("errorCode")) + f"; then start it again with {restart}, or remove it with {delete}",
             )
-        if state in STOPPED:
+        if state in GONE:
+            again = f"start it again with {restart}" if state in RESTARTABLE else "deploy again"
             raise DeployError(
                 f"FriendliAI endpoint {endpoint_id} is {state} and will not start",
-                hint="deploy again, or check the endpoint in Friendli Suite",
+                hint=f"{again}, or check the endpoint in Friendli Suite",
             )
         if clock() >= deadline:
             raise DeployError(
-                f"FriendliAI endpoint {endpoint_id} was not RUNNING after {timeout_s:.0f} s (last: {describe(status)})",
+                f"FriendliAI endpoint {endpoint_id} was not deployed (RUNNING, READY or SLEEPING) after {timeout_s:.0f} s "
+                f"(last: {describe(status)})",
                 hint=f"it may still start: watch it with `mmship deployments status {endpoint_id} --target friendli`, "
                 "or deploy with a longer --set timeout_s=...",
             )

@@ -1,0 +1,148 @@
+"""The try-it page at ``/`` in headless Chromium (Debian's ``chromium``, driven by Playwright)
+against a real server with an API key: what a person sees after choosing a photo and
+typing labels or a query. A screenshot of each run lands in ``test-artifacts/``."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+from importlib.resources import files
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mmship.core.bundle import Bundle
+from tests.helpers.servers import running_server
+
+pytestmark = pytest.mark.network
+
+KEY = "page-key-51e0-0123456789"  # keys have at least 16 characters
+LABELS = ["cat", "dog", "car"]
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
+PHOTO = files("mmship.data").joinpath("probe", "cat.jpg")
+
+
+def chromium_path() -> str:
+    """Debian's chromium (Playwright's own browser download is not reachable here)."""
+    path = os.environ.get("MMSHIP_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.fail("no Chromium found: install it (apt-get install -y chromium; .ci/run does) or set MMSHIP_CHROMIUM")
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tiny_clip_bundle):
+    with running_server(tiny_clip_bundle, precision="fp32", max_delay_ms=5, api_key=KEY) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"], headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    page = context.new_page()
+    page.goto(f"{server}/")
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("photos") / "cat.jpg"
+    path.write_bytes(PHOTO.read_bytes())
+    return path
+
+
+def choose_photo(page, photo: Path) -> None:
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Drop, paste or choose images").click()
+    chooser.value.set_files(str(photo))
+    page.get_by_role("img", name="image 1").wait_for()
+
+
+def connect(page, name: str) -> None:
+    """Type the key; the page then shows the model."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_text("This server needs an API key")).to_be_visible()
+    page.get_by_label("API key").fill(KEY)
+    page.get_by_label("API key").press("Enter")
+    page.get_by_label("API key").blur()
+    expect(page.locator("header").get_by_text(name, exact=True)).to_be_visible()
+
+
+def bar_fraction(page, label: str) -> float:
+    """How much of the bar named ``label`` is filled, as drawn on screen."""
+    meter = page.get_by_role("meter", name=label, exact=True)
+    track = meter.bounding_box()
+    fill = meter.locator("> *").bounding_box()
+    assert track and fill and track["width"] > 100
+    return fill["width"] / track["width"]
+
+
+def test_labels_show_the_servers_answer_as_bars(page, server, tiny_clip_bundle, photo):
+    from playwright.sync_api import expect
+
+    name = Bundle.load(tiny_clip_bundle).manifest.name
+    connect(page, name)
+    expect(page.get_by_text("adapter", exact=True)).to_be_visible()
+    expect(page.get_by_text("fp32", exact=True)).to_be_visible()
+    choose_photo(page, photo)
+    page.get_by_label("Labels, comma-separated").fill(", ".join(LABELS))
+    page.get_by_role("button", name="Score").click()
+    expected = httpx.post(
+        f"{server}/classify", headers={"authorization": f"Bearer {KEY}"},
+        json={"image": base64.b64encode(PHOTO.read_bytes()).decode(), "labels": LABELS},
+    ).json()
+    expect(page.get_by_text(f"Top: {expected['top']}", exact=True)).to_be_visible()
+    for label, prob in zip(expected["labels"], expected["probs"]):
+        expect(page.get_by_text(f"{prob * 100:.1f}%", exact=True).first).to_be_visible()
+        assert abs(bar_fraction(page, label) - prob) < 0.01, label
+    expect(page.get_by_text(re.compile(r"^Latency: \d+ ms \(POST /classify, softmax\)$"))).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "page-labels.png"), full_page=True)
+
+
+def test_a_query_ranks_the_images_through_v1_embeddings(page, server, tiny_clip_bundle, photo):
+    from playwright.sync_api import expect
+
+    image = "data:image/jpeg;base64," + base64.b64encode(PHOTO.read_bytes()).decode()
+    answer = httpx.post(
+        f"{server}/v1/embeddings", headers={"authorization": f"Bearer {KEY}"},
+        json={"input": [{"text": "a photo of a cat"}, {"image": image}], "encoding_format": "float"},
+    ).json()
+    query, embedding = (item["embedding"] for item in answer["data"])
+    cosine = sum(q * v for q, v in zip(query, embedding))
+    connect(page, Bundle.load(tiny_clip_bundle).manifest.name)
+    choose_photo(page, photo)
+    page.get_by_label("Query (rank the images)").check()
+    page.get_by_label("Query", exact=True).fill("a photo of a cat")
+    page.get_by_role("button", name="Score").click()
+    expect(page.get_by_text("Top: image 1", exact=True)).to_be_visible()
+    expect(page.get_by_text(re.compile(r"POST /v1/embeddings, cosine"))).to_be_visible()
+    expect(page.get_by_text(f"{cosine:.3f}", exact=True)).to_be_visible()
+    assert abs(bar_fraction(page, "image 1") - max(0.0, cosine)) < 0.01
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "page-query.png"), full_page=True)
+
+
+def test_a_wrong_key_says_so(page):
+    from playwright.sync_api import expect
+
+    page.get_by_label("API key").fill("wrong")
+    page.get_by_label("API key").press("Enter")
+    page.get_by_label("API key").blur()
+    expect(page.get_by_text(re.compile("needs an API key.*missing or wrong API key"))).to_be_visible()
+    expect(page.get_by_text("not connected", exact=True)).to_be_visible()
