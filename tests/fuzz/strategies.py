@@ -224,3 +224,28 @@ def yaml_texts(draw: st.DrawFn) -> str:
         value = draw(yaml_scalars | st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=10) | st.just(""))
         lines.append(f"{indent}{'- ' if draw(st.integers(0, 5)) == 0 else ''}{key}: {value}")
     return "\n".join(lines)
+
+
+@st.composite
+def openai_bodies(draw: st.DrawFn, model: str) -> bytes:
+    """A ``/v1/embeddings`` body: every input convention (text, texts, token ids, image data
+    URIs, vLLM messages, infinity's modality), odd models, formats and dimensions."""
+    if draw(st.integers(0, 6)) == 0:
+        return draw(st.binary(max_size=100) | json_values.map(lambda v: json.dumps(v).encode()))
+    data_uri = encoded_images().map(lambda b: "data:image/png;base64," + base64.b64encode(b).decode())
+    token_ids = st.lists(st.integers(-3, 600) | st.integers(-(2**70), 2**70), max_size=20)
+    doc: dict[str, Any] = {"input": draw(
+        texts | st.lists(texts, max_size=4) | token_ids | st.lists(token_ids, max_size=3) | st.lists(data_uri, max_size=2)
+        | json_values
+    )}
+    if draw(st.booleans()):
+        doc["model"] = draw(st.just(model) | st.text(max_size=8) | json_values)
+    if draw(st.integers(0, 3)) == 0:
+        doc["modality"] = draw(st.sampled_from(["text", "image", "audio"]) | json_values)
+    if draw(st.integers(0, 3)) == 0:
+        doc["encoding_format"] = draw(st.sampled_from(["float", "base64", "int8"]) | json_values)
+    if draw(st.integers(0, 3)) == 0:
+        doc["dimensions"] = draw(st.integers(-2, 40) | json_values)
+    if draw(st.integers(0, 5)) == 0:
+        doc["messages"] = draw(json_values)
+    return json.dumps(doc).encode()

@@ -15,7 +15,9 @@ import pytest
 from hypothesis import given
 
 from mmship.core.bundle import Bundle
-from tests.fuzz.strategies import classify_bodies, embed_bodies, v2_binary_bodies, v2_json_bodies
+from hypothesis import strategies as st
+
+from tests.fuzz.strategies import classify_bodies, embed_bodies, openai_bodies, v2_binary_bodies, v2_json_bodies
 from tests.helpers.servers import running_server
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.network]
@@ -50,7 +52,9 @@ def answer_is_sound(client: httpx.Client, response: httpx.Response) -> None:
     length = response.headers.get("inference-header-content-length")
     _strict(response.content[: int(length)].decode() if length else response.text)
     if response.status_code >= 400:
-        assert "Fix:" in response.json()["error"] or response.status_code in (401, 404, 405, 413), response.text
+        error = response.json()["error"]
+        message = error["message"] if isinstance(error, dict) else error  # /v1: OpenAI's error object
+        assert "Fix:" in message or response.status_code in (401, 404, 405, 413), response.text
     assert client.get("/v2/health/ready").status_code == 200
     _calls["n"] += 1
     if _calls["n"] % 25 == 0:
@@ -81,6 +85,13 @@ def test_embed(served, body):
 def test_classify(served, body):
     client, _ = served
     answer_is_sound(client, client.post("/classify", content=body, headers={"content-type": "application/json"}))
+
+
+@given(data=st.data())
+def test_openai_embeddings(served, data):
+    client, name = served
+    body = data.draw(openai_bodies(name))
+    answer_is_sound(client, client.post("/v1/embeddings", content=body, headers={"content-type": "application/json"}))
 
 
 def test_the_server_serves_after_the_fuzzing(served):
