@@ -142,7 +142,8 @@ def _section(datatype: Any, values: list[Any]) -> bytes:
         return serialize_bytes_tensor([v if isinstance(v, bytes) else str(v).encode() for v in values])
     dtype = NUMPY_DTYPES[datatype]
     try:
-        return np.asarray(values).astype(dtype).tobytes()
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.asarray(values).astype(dtype).tobytes()
     except (OverflowError, ValueError, TypeError):
         return b"\x00" * (dtype.itemsize * len(values))
 
