@@ -30,6 +30,9 @@ Operations = Mapping[str, Callable[[DecodedRequest], Awaitable[Any]]]
 #: body of a million tiny elements never stalls the health probes.
 DECODE_INLINE_BYTES = 64 * 1024
 
+#: The deadline of a server started without one (in-process tests): a year.
+_NO_TIMEOUT = 365 * 24 * 3600.0
+
 
 def _endpoint(
     codec: Codec[Any], run: Callable[[DecodedRequest], Awaitable[Any]], check_model: Callable[[str], None],
@@ -40,12 +43,13 @@ def _endpoint(
         if model is not None:
             check_model(model)
         headers = {k.lower(): v for k, v in request.headers.items()}
-        with request_deadline(timeout_s if timeout_s is not None else _NO_TIMEOUT) as deadline:
+        limit = timeout_s if timeout_s is not None else _NO_TIMEOUT
+        with request_deadline(limit) as deadline:
             try:
                 body = await asyncio.wait_for(request.body(), timeout=remaining(deadline, "reading the body"))
             except (asyncio.TimeoutError, DeadlineExceededError):
                 raise HTTPProblem(
-                    408, f"the request body did not arrive within {timeout_s:g} s. Fix: send the body at once, "
+                    408, f"the request body did not arrive within {limit:g} s. Fix: send the body at once, "
                     "or check the network between the client and the server",
                 ) from None
             if len(body) > DECODE_INLINE_BYTES:
@@ -62,9 +66,6 @@ def _endpoint(
         )
 
     return endpoint
-
-
-_NO_TIMEOUT = 365 * 24 * 3600.0
 
 
 def mount_codecs(
