@@ -14,7 +14,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: serve test install install-dev clean
+.PHONY: serve test fuzz install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ serve: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fuzz suite runs in `make test` with a fixed, deterministic budget; this runs it with
+# ten times the examples, drawn at random (a hunt by hand, minutes).
+fuzz: $(VENV)/.installed-dev
+	MMSHIP_FUZZ_PROFILE=deep $(BIN)/python -m pytest -m fuzz tests/fuzz $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) bundles build dist src/*.egg-info

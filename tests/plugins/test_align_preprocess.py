@@ -38,8 +38,23 @@ def test_clip_folder_gives_image_and_text(clip_processor_dir, make_adapter):
         "tokenizer_dir": "processor", "max_length": 77, "padding": "max_length", "truncation": True, "lowercase": True,
         # the token ids pad with CLIP's pad token (<|endoftext|>), the mask with 0
         "pad_ids": {"input_ids": TextTokenizer(clip_processor_dir, spec.text).pad_id, "attention_mask": 0},
+        # no config.json in this folder: the tokenizer's vocabulary, added tokens included
+        "vocab_size": len(make_clip_tokenizer()),
     }
     assert spec.text.pad_ids["input_ids"] == make_clip_tokenizer().pad_token_id != 0
+
+
+def test_the_vocabulary_is_capped_by_the_models_own(clip_processor_dir, make_adapter, tmp_path):
+    """Ids past the model's token embedding fail in the graph even when the tokenizer knows them."""
+    import json
+    import shutil
+
+    folder = tmp_path / "clip"
+    shutil.copytree(clip_processor_dir, folder)
+    (folder / "config.json").write_text(json.dumps({"text_config": {"vocab_size": 100}, "vocab_size": 5000}))
+    assert align(make_adapter(), folder).text.vocab_size == 100
+    (folder / "config.json").write_text(json.dumps({"vocab_size": 99999}))
+    assert align(make_adapter(), folder).text.vocab_size == len(make_clip_tokenizer())
 
 
 def test_text_length_sources(vit_processor_dir, make_adapter):

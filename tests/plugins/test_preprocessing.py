@@ -105,7 +105,8 @@ def test_decode_errors_are_input_spec_errors_with_hints(photo_bytes):
     jpeg, png = photo_bytes["chelsea-jpeg"], photo_bytes["chelsea"]
     cases = {
         b"": "is empty",
-        b"definitely not an image": "not an image Pillow can read",
+        b"definitely not an image": "not an encoded image (JPEG/PNG/WebP)",
+        b"\x89PNG\r\n\x1a\n" + b"\x00" * 40: "not an image Pillow can read",
         jpeg[: len(jpeg) // 2]: "truncated",
         png[: len(png) // 3]: "truncated",
     }
@@ -152,10 +153,11 @@ def test_pillow_bomb_guard_becomes_an_input_error():
         decode_image(png_header_only(20_000, 10_000), max_pixels=None)
 
 
-def test_decoded_image_is_fully_loaded_and_first_frame():
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_decoded_image_is_fully_loaded_and_first_frame(fmt):
     frames = [Image.new("RGB", (8, 8), c) for c in ("red", "blue")]
     buffer = io.BytesIO()
-    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    frames[0].save(buffer, format=fmt, save_all=True, append_images=frames[1:], **({"lossless": True} if fmt == "WEBP" else {}))
     image = decode_image(buffer.getvalue())
     assert image.convert("RGB").getpixel((0, 0)) == (255, 0, 0)
 

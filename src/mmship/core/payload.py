@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from mmship.core.errors import InputSpecError
+
 #: ``PayloadInputs.options`` keys every codec reads the same way:
 #: ``outputs`` (infer: output names to ask for), ``normalize`` (embed: unit-length
 #: embeddings, default true), ``labels`` and ``template`` (classify).
@@ -24,6 +26,35 @@ OPTION_NORMALIZE = "normalize"
 OPTION_LABELS = "labels"
 OPTION_TEMPLATE = "template"
 DEFAULT_TEMPLATE = "a photo of a {}"
+#: Where a ``/classify`` template takes the label.
+TEMPLATE_SLOT = "{}"
+
+
+def check_template(template: str) -> str:
+    """``template`` when it holds exactly one ``{}`` and no other brace; raises otherwise.
+
+    Templates are never Python format strings: the label goes in by :meth:`str.replace`,
+    so no format spec, field name or attribute lookup is ever evaluated.
+    """
+    if not isinstance(template, str):
+        raise InputSpecError(f"the template is a {type(template).__name__}, not a string", hint="write e.g. 'a photo of a {}'")
+    slots = template.count(TEMPLATE_SLOT)
+    if slots == 0:
+        raise InputSpecError(f"template {template[:200]!r} has no '{{}}' for the label", hint="write e.g. 'a photo of a {}'")
+    others = template.replace(TEMPLATE_SLOT, "").count("{") + template.replace(TEMPLATE_SLOT, "").count("}")
+    if slots > 1 or others:
+        raise InputSpecError(
+            f"template {template[:200]!r} must hold exactly one '{{}}' and no other brace "
+            f"(it has {slots} '{{}}' and {others} other braces)",
+            hint="keep one '{}' for the label and remove the other braces",
+        )
+    return template
+
+
+def fill_template(template: str, labels: list[str]) -> list[str]:
+    """Each label put into ``template`` at its one ``{}`` (see :func:`check_template`)."""
+    check_template(template)
+    return [template.replace(TEMPLATE_SLOT, label) for label in labels]
 #: ``embed_items``: truncate each embedding to this many dimensions (Matryoshka models only).
 OPTION_DIMENSIONS = "dimensions"
 

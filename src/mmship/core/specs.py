@@ -96,6 +96,12 @@ class TextPreprocessSpec(_Strict):
         description="the value each text input is padded with when texts of different lengths share a batch "
         "(empty in bundles built before mmship recorded it: the tokenizer's pad id for input_ids, 0 for the rest)",
     )
+    vocab_size: int | None = Field(
+        None, ge=1,
+        description="token ids run from 0 to vocab_size - 1: the tokenizer's vocabulary (added tokens included), "
+        "capped by the model's own text vocabulary (None in bundles built before mmship recorded it: the server "
+        "reads it from tokenizer.json)",
+    )
 
 
 class PreprocessSpec(_Strict):

@@ -156,8 +156,18 @@ def split_body(body: bytes, header_length: str | int | None, what: str = "reques
     return body[:length], memoryview(body)[length:]
 
 
+def refuse_json_constant(name: str) -> Any:
+    """``parse_constant`` for :func:`json.loads`: bare ``NaN``, ``Infinity`` and
+    ``-Infinity`` are not JSON (Python reads them by default; no other parser does)."""
+    raise InputSpecError(
+        f"the JSON holds a bare {name}, which JSON does not allow",
+        hint="send finite numbers (an FP32 tensor with NaN or infinite values cannot be embedded either)",
+    )
+
+
 def parse_json(data: bytes, what: str = "request", binary: bool = False) -> Any:
-    """Parse a JSON document, with the position of a syntax error in the message."""
+    """Parse a JSON document, with the position of a syntax error in the message. Bare
+    ``NaN``/``Infinity`` and nesting too deep for the parser are refused."""
     try:
         text = data.decode("utf-8") if isinstance(data, (bytes, bytearray, memoryview)) else data
     except UnicodeDecodeError as exc:
@@ -168,7 +178,11 @@ def parse_json(data: bytes, what: str = "request", binary: bool = False) -> Any:
         )
         raise InputSpecError(f"the {what} body is not UTF-8 JSON (byte {exc.start} is {data[exc.start]:#04x})", hint=hint) from None
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=refuse_json_constant)
+    except RecursionError:
+        raise InputSpecError(
+            f"the {what} is JSON nested too deeply to read", hint="send tensor data flat or nested once per dimension"
+        ) from None
     except json.JSONDecodeError as exc:
         snippet = text[max(0, exc.pos - 20) : exc.pos + 20].replace("\n", " ")
         if exc.msg == "Extra data" and not binary:
@@ -245,5 +259,5 @@ def slice_sections(
 
 def join_body(header: Mapping[str, Any], sections: Sequence[bytes]) -> tuple[bytes, int]:
     """A body from a JSON header and binary sections; returns ``(body, header length)``."""
-    head = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    head = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")
     return b"".join([head, *sections]), len(head)

@@ -64,10 +64,18 @@ def _looks_like_pixels(size: int) -> str:
 
 
 def check_encoded_image(data: bytes, where: str) -> bytes:
-    """``data`` unchanged when it is an encoded image; raises otherwise."""
+    """``data`` unchanged when it is an encoded JPEG, PNG or WebP image; raises otherwise
+    (other formats are named: the server decodes these three only)."""
     if not data:
         raise InputSpecError(f"{where} is empty", hint="send the encoded image bytes (JPEG/PNG/WebP)")
-    if image_format(data) is None:
+    kind = image_format(data)
+    if kind is not None and kind not in WIRE_FORMATS:
+        raise InputSpecError(
+            f"{where} is a {kind.upper()} file; the server takes JPEG, PNG or WebP images only",
+            hint="convert it first (PIL: Image.open(path).save(buffer, format='PNG')); the Python client and "
+            "`mmship invoke` convert other formats for you",
+        )
+    if kind is None:
         start = bytes(data[:8]).hex(" ")
         raise InputSpecError(
             f"{where} is not an encoded image (JPEG/PNG/WebP): its {len(data)} bytes start with {start}"

@@ -32,6 +32,9 @@ from mmship.payload.datatypes import (
     normalize_datatype,
 )
 
+#: Most dimensions a tensor on the wire may have (numpy stops at 64; models take a few).
+MAX_RANK = 16
+
 _EXAMPLE = (
     '{"name": "image", "datatype": "BYTES", "shape": [1], "data": ["<base64 of the JPEG>"], '
     '"parameters": {"content_type": "base64"}}'
@@ -64,6 +67,11 @@ def _shape(value: object, where: str, allow_empty: bool) -> list[int]:
         raise InputSpecError(
             f"{where} has shape {value!r}; a shape is a list of whole numbers",
             hint="set \"shape\", e.g. [1, 3, 224, 224] or [2] for two images",
+        )
+    if len(value) > MAX_RANK:
+        raise InputSpecError(
+            f"{where} has a shape of {len(value)} dimensions; mmship takes at most {MAX_RANK}",
+            hint="send the tensor with the model's own dimensions (see GET /v2/models/<name>)",
         )
     if any(d < 0 for d in value):
         raise InputSpecError(
@@ -311,6 +319,11 @@ def array_entry(
             entry["data"] = [base64.b64encode(v).decode("ascii") for v in items]
             params["content_type"] = "base64"
     else:
+        if values.dtype.kind in "fc" and values.size and not np.isfinite(values).all():
+            raise InputSpecError(
+                f"{name!r} holds NaN or infinite values, which JSON cannot carry",
+                hint="ask for it as binary data (binary_data_output / v2-binary), or check the inputs that produced it",
+            )
         entry["data"] = values.ravel(order="C").tolist()
     if params:
         entry["parameters"] = params

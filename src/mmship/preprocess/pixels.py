@@ -34,6 +34,7 @@ from PIL import Image, UnidentifiedImageError
 
 from mmship.core.errors import InputSpecError
 from mmship.core.specs import ImagePreprocessSpec
+from mmship.preprocess.image_limits import ImageLimits, ImageSize, check_deadline, check_image, check_request
 
 #: Default decompression-bomb cap: the largest image (width x height) decoded.
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -51,7 +52,10 @@ PIL_RESAMPLE: dict[str, Image.Resampling] = {
 #: What the pipeline takes: encoded bytes or a decoded Pillow image.
 ImageInput = Union[Image.Image, bytes, bytearray, memoryview]  # noqa: UP007 (a runtime alias on 3.10)
 
-_DECODE_HINT = "send the complete file of a JPEG, PNG, WebP, GIF, BMP or TIFF image (base64 in JSON)"
+#: The formats the server decodes (Pillow's names): what the HTTP API promises, nothing else.
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP")
+
+_DECODE_HINT = "send the complete file of a JPEG, PNG or WebP image (base64 in JSON)"
 
 
 # --- decoding -----------------------------------------------------------------------
@@ -62,28 +66,30 @@ def _describe_start(data: bytes) -> str:
     return head.hex(" ") if head else "nothing"
 
 
-def decode_image(data: bytes | bytearray | memoryview, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                 where: str = "image") -> Image.Image:
-    """Decode encoded image bytes into a fully loaded Pillow image.
+def open_image(data: bytes | bytearray | memoryview, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+               where: str = "image") -> Image.Image:
+    """Open encoded image bytes, reading only the header: no pixel is decoded yet.
 
-    :param data: the encoded file (JPEG, PNG, WebP, ...).
-    :param max_pixels: refuse images with more pixels (width x height) than this, checked
-        from the header before any pixel is decoded; ``None`` leaves only Pillow's own
-        decompression-bomb guard.
+    :param data: the encoded file (JPEG, PNG or WebP; other formats are refused).
+    :param max_pixels: refuse images with more pixels (width x height) than this;
+        ``None`` leaves only Pillow's own decompression-bomb guard.
     :param where: how error messages name the image (e.g. ``image 3``).
-    :raises InputSpecError: for empty, unreadable, truncated or too large images.
+    :raises InputSpecError: for empty, unreadable, other-format or too large images.
     """
+    from mmship.payload.images import check_encoded_image
+
     data = bytes(data)
     if not data:
         raise InputSpecError(f"{where} is empty (0 bytes)", hint=_DECODE_HINT)
+    check_encoded_image(data, where)  # a GIF, BMP, TIFF or raw pixels are named as such
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except Image.DecompressionBombError as exc:
         raise InputSpecError(
             f"{where} is too large to decode safely: {exc}",
             hint="downscale the image before sending it",
         ) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise InputSpecError(
             f"{where} ({len(data):,} bytes starting {_describe_start(data)}) is not an image Pillow can read: {exc}",
             hint=_DECODE_HINT,
@@ -96,16 +102,33 @@ def decode_image(data: bytes | bytearray | memoryview, *, max_pixels: int | None
             f"{max_pixels:,} pixels (a guard against decompression bombs)",
             hint="downscale the image before sending it, or raise the server's max_image_pixels",
         )
+    return image
+
+
+def load_pixels(image: Image.Image, where: str = "image", size: int | None = None) -> Image.Image:
+    """Decode the pixels of an image :func:`open_image` opened; ``size`` (bytes) for messages."""
     try:
         image.load()
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
         truncated = "truncated" in str(exc).lower()
+        width, height = image.size
+        of = f", {size:,} bytes" if size is not None else ""
         raise InputSpecError(
-            f"{where} ({image.format or 'unknown format'}, {width}x{height}, {len(data):,} bytes) could not be "
+            f"{where} ({image.format or 'unknown format'}, {width}x{height}{of}) could not be "
             f"decoded{' because the file is truncated' if truncated else ''}: {exc}",
             hint=_DECODE_HINT,
         ) from None
     return image
+
+
+def decode_image(data: bytes | bytearray | memoryview, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 where: str = "image") -> Image.Image:
+    """Decode encoded image bytes into a fully loaded Pillow image: :func:`open_image`
+    (header checks first) then :func:`load_pixels`.
+
+    :raises InputSpecError: for empty, unreadable, other-format, truncated or too large images.
+    """
+    return load_pixels(open_image(data, max_pixels=max_pixels, where=where), where, len(data))
 
 
 # --- the geometric steps ------------------------------------------------------------
@@ -185,13 +208,18 @@ class ImagePreprocessor:
     """Turns encoded or decoded images into the model's ``pixel_values`` (float32 NCHW).
 
     Callable on a list of images; thread-safe (it holds no per-call state), so a server
-    can run it in a thread pool.
+    can run it in a thread pool. Every image is sized from its header first: its decoded
+    size, its aspect ratio and the size the resize asks for are checked against
+    :attr:`limits` (and the sums over the call) before any pixel is decoded.
     """
 
-    def __init__(self, spec: ImagePreprocessSpec, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+    def __init__(self, spec: ImagePreprocessSpec, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 *, limits: ImageLimits | None = None) -> None:
         """
         :param spec: the aligned image spec from the bundle manifest.
-        :param max_pixels: decompression-bomb cap for encoded inputs (width x height).
+        :param max_pixels: the per-image cap (width x height, decoded and resized) when
+            ``limits`` is not given; ``None`` for no cap.
+        :param limits: every cap (per image, per call, aspect ratio).
         :raises ValueError: for a spec this runtime cannot honour.
         """
         if not spec.antialias and spec.resample != "nearest":
@@ -200,7 +228,8 @@ class ImagePreprocessor:
                 "Pillow-based image processors do"
             )
         self.spec = spec
-        self.max_pixels = max_pixels
+        self.limits = limits if limits is not None else ImageLimits(max_pixels=max_pixels)
+        self.max_pixels = self.limits.max_pixels
         self.resample = PIL_RESAMPLE[spec.resample]
         self.table = value_table(spec)
 
@@ -212,15 +241,34 @@ class ImagePreprocessor:
         except ValueError:
             return None
 
-    def load(self, image: ImageInput, where: str = "image") -> Image.Image:
-        """A decoded, RGB image (decoding bytes under the pixel cap)."""
+    def open(self, image: ImageInput, where: str = "image") -> Image.Image:
+        """The image with only its header read (bytes), or as given (a PIL image)."""
         if isinstance(image, (bytes, bytearray, memoryview)):
-            image = decode_image(image, max_pixels=self.max_pixels, where=where)
-        elif not isinstance(image, Image.Image):
+            return open_image(image, max_pixels=self.max_pixels, where=where)
+        if not isinstance(image, Image.Image):
             raise InputSpecError(
                 f"{where} is a {type(image).__name__}, not encoded bytes or a PIL image",
                 hint="send the image file's bytes (base64 in JSON)",
             )
+        return image
+
+    def size_of(self, image: Image.Image, where: str = "image") -> ImageSize:
+        """The image's decoded size and the size this spec resizes it to, checked against
+        the per-image limits."""
+        decoded = (image.height, image.width)
+        if self.max_pixels is not None and image.height * image.width > self.max_pixels:
+            raise InputSpecError(
+                f"{where} is {image.width}x{image.height} = {image.width * image.height:,} pixels, more than the cap of "
+                f"{self.max_pixels:,} pixels (a guard against decompression bombs)",
+                hint="downscale the image before sending it, or raise the server's max_image_pixels",
+            )
+        size = ImageSize(where, decoded, resize_target(image.height, image.width, self.spec) or decoded)
+        check_image(size, self.limits)
+        return size
+
+    def rgb(self, image: Image.Image, where: str = "image") -> Image.Image:
+        """Decode the pixels of an opened image and convert them to RGB as the spec says."""
+        image = load_pixels(image, where)
         if self.spec.convert_rgb:
             return to_rgb(image)
         if image.mode != "RGB":
@@ -229,6 +277,12 @@ class ImagePreprocessor:
                 hint="convert the image to RGB before sending it",
             )
         return image
+
+    def load(self, image: ImageInput, where: str = "image") -> Image.Image:
+        """A decoded, RGB image, its sizes checked before decoding."""
+        opened = self.open(image, where)
+        self.size_of(opened, where)
+        return self.rgb(opened, where)
 
     def geometry(self, image: Image.Image) -> np.ndarray:
         """Resize and crop an RGB image; returns uint8 HWC pixels."""
@@ -253,30 +307,44 @@ class ImagePreprocessor:
         """One image -> float32 ``[3, H, W]``."""
         return self.values(self.geometry(self.load(image, where)))
 
-    def preprocess_images(self, images: Sequence[ImageInput]) -> np.ndarray:
+    def preprocess_images(self, images: Sequence[ImageInput], deadline: float | None = None) -> np.ndarray:
         """A batch of images -> float32 ``[N, 3, H, W]``.
 
-        :raises InputSpecError: naming the image (by index) that cannot be decoded, and
-            when outputs differ in size (a spec without crop or fixed resize).
+        Every image is opened (header only) and sized first; the per-image and per-call
+        limits are checked before any pixel is decoded. Then each image is decoded,
+        resized and cropped in turn, the deadline checked between images.
+
+        :param deadline: ``time.monotonic()`` after which no further image is started.
+        :raises InputSpecError: naming the image (by index) that cannot be decoded or is
+            over a limit, a call over the per-call limits, and outputs that differ in size
+            (a spec without crop or fixed resize).
+        :raises TimeoutError: when the deadline passed.
         """
+        names = [f"image {i}" for i in range(len(images))]
+        opened = [self.open(image, where) for image, where in zip(images, names)]
+        check_request([self.size_of(image, where) for image, where in zip(opened, names)], self.limits)
         size = self.output_size
-        if size is None:
-            arrays = [self.preprocess_one(image, f"image {i}") for i, image in enumerate(images)]
-            shapes = sorted({a.shape for a in arrays})
-            if len(shapes) > 1:
-                raise InputSpecError(
-                    f"the images give pixel arrays of different sizes {shapes}; this model's preprocessing "
-                    "neither crops nor resizes to a fixed size",
-                    hint="send one image per request, or images of one size",
-                )
-            return np.stack(arrays) if arrays else np.empty((0, 3, 0, 0), dtype=np.float32)
-        out = np.empty((len(images), 3, *size), dtype=np.float32)
-        for i, image in enumerate(images):
-            pixels = self.geometry(self.load(image, f"image {i}"))
-            if pixels.shape[:2] != size:  # cannot happen with a crop; kept as a guard
-                raise InputSpecError(f"image {i} became {pixels.shape[:2]}, not {size}", hint="report this bug")
-            self.values(pixels, out[i])
-        return out
+        arrays: list[np.ndarray] = []
+        out = np.empty((len(images), 3, *size), dtype=np.float32) if size is not None else None
+        for i, (image, where) in enumerate(zip(opened, names)):
+            check_deadline(deadline, f"preprocessing image {i} of {len(images)}")
+            pixels = self.geometry(self.rgb(image, where))
+            if out is None:
+                arrays.append(self.values(pixels))
+            elif pixels.shape[:2] != size:  # cannot happen with a crop; kept as a guard
+                raise InputSpecError(f"{where} became {pixels.shape[:2]}, not {size}", hint="report this bug")
+            else:
+                self.values(pixels, out[i])
+        if out is not None:
+            return out
+        shapes = sorted({a.shape for a in arrays})
+        if len(shapes) > 1:
+            raise InputSpecError(
+                f"the images give pixel arrays of different sizes {shapes}; this model's preprocessing "
+                "neither crops nor resizes to a fixed size",
+                hint="send one image per request, or images of one size",
+            )
+        return np.stack(arrays) if arrays else np.empty((0, 3, 0, 0), dtype=np.float32)
 
     __call__ = preprocess_images
 

@@ -187,6 +187,11 @@ class TextTokenizer:
         tokenizer.encode_special_tokens = self.settings.split_special_tokens
 
     @property
+    def vocab_size(self) -> int:
+        """Number of token ids the tokenizer knows (added tokens included): ids run from 0 to this - 1."""
+        return int(self._tokenizer.get_vocab_size(with_added_tokens=True))
+
+    @property
     def max_length(self) -> int:
         """Tokens per text (special tokens included)."""
         return self.spec.max_length

@@ -6,8 +6,8 @@ the routes of every registered payload codec (Open Inference Protocol v2, /embed
 from __future__ import annotations
 
 import asyncio
-import string
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 import numpy as np
@@ -26,6 +26,8 @@ from mmship.core.payload import (
     EmbedResult,
     InferOutputs,
     PayloadInputs,
+    check_template,
+    fill_template,
 )
 from mmship.payload.datatypes import v2_datatype
 from mmship.scoring import unit_rows
@@ -46,6 +48,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     """An app serving one bundle's model."""
     metrics = ServerMetrics()
     service = ModelService(engine, settings, metrics)
+    decode_pool = ThreadPoolExecutor(max_workers=settings.preprocess_workers, thread_name_prefix="mmship-decode")
     models = ServedModels([service])
     embed_items = ItemEmbedder(models, settings)
     state = {"ready": False}
@@ -63,6 +66,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
                 sampler.cancel()
             embed_items.close()
             await service.stop()
+            decode_pool.shutdown(wait=True)
 
     app = FastAPI(
         title=f"mmship: {service.name}",
@@ -126,7 +130,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     # --- inference: every registered codec, on its routes -------------------------------
 
     async def run_infer(decoded: DecodedRequest) -> InferOutputs:
-        check_items(len(decoded.inputs.images) + len(decoded.inputs.texts))
+        check_items(service.count_items(decoded.inputs))
         result = await service.infer(decoded.inputs, decoded.requested_outputs)
         outputs = result.outputs
         if decoded.requested_outputs:
@@ -142,7 +146,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     async def run_embed(decoded: DecodedRequest) -> EmbedResult:
         """Embed images and texts; normalised to unit length by default."""
         inputs = decoded.inputs
-        check_items(len(inputs.images) + len(inputs.texts))
+        check_items(service.count_items(inputs))
         result = await service.infer(PayloadInputs(images=inputs.images, texts=inputs.texts))
         outputs = {k: v for k, v in result.outputs.items() if k != service.scorer.spec.output}
         if inputs.options.get(OPTION_NORMALIZE, True):
@@ -164,6 +168,8 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
                 f"classification takes one image and at least one label, got {len(decoded.inputs.images)} and {len(labels)}",
                 hint="send one image and its candidate labels",
             )
+        check_template(template)
+        service.check_text_chars(sum(len(template) - 2 + len(label) for label in labels), "label prompts")
         texts = label_prompts(template, labels)
         scorer = service.scorer
         if not scorer.applies(engine.output_specs):
@@ -183,7 +189,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     codecs = get_plugin_manager().codecs()
     mount_codecs(
         app, codecs, {"infer": run_infer, "embed": run_embed, "classify": run_classify, "embed_items": embed_items},
-        check_model=model_or_404,
+        check_model=model_or_404, timeout_s=settings.request_timeout_s, decode_pool=decode_pool,
     )
     mount_protocol_extras(app, codecs, models)
     mount_page(app)
@@ -196,21 +202,10 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
 
 
 def label_prompts(template: str, labels: list[str]) -> list[str]:
-    """Each label put into ``template`` at its one ``{}``. Any other placeholder (a
-    name, an index, a format spec such as ``{:>999999999}``) is refused with a 400 before
-    anything is formatted: never a server error, never a huge string."""
-    try:
-        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template) if name is not None]
-    except ValueError as exc:
-        fields = [("?", str(exc), None)]
-    if not fields:
-        raise InputSpecError(f"template {template!r} has no '{{}}' for the label", hint="write e.g. 'a photo of a {}'")
-    if fields != [("", "", None)]:
-        raise InputSpecError(
-            f"template {template!r} must hold exactly one '{{}}' and no other placeholder",
-            hint="keep one '{}' for the label; write other braces as '{{' and '}}'",
-        )
-    return [template.format(label) for label in labels]
+    """Each label put into ``template`` at its one ``{}`` by :meth:`str.replace`. A
+    template with any other brace (a name, an index, a format spec such as
+    ``{:>999999999}``) is refused with a 400; nothing is ever formatted."""
+    return fill_template(template, labels)
 
 
 def _memory_sampler(settings: ServerSettings) -> asyncio.Task[None]:

@@ -37,6 +37,10 @@ class QueueFullError(Exception):
         self.retry_after = retry_after
 
 
+class RequestTooLargeError(Exception):
+    """A request has more rows than the whole queue holds: it could never run."""
+
+
 class DeadlineExceededError(Exception):
     """A request waited or ran longer than its deadline."""
 
@@ -116,6 +120,11 @@ class DynamicBatcher:
         """Queue one request (rows on axis 0) and wait for its outputs."""
         assert self._queue is not None, "batcher not started"
         rows = len(next(iter(arrays.values())))
+        if rows > self.max_queue_rows:
+            raise RequestTooLargeError(
+                f"the request has {rows} rows for the {self.name} graph; its queue holds at most {self.max_queue_rows}. "
+                "Fix: split the request"
+            )
         if self._queued_rows + rows > self.max_queue_rows:
             retry = max(0.1, self._last_batch_seconds * (self._queued_rows / max(1, self.max_batch_size)))
             raise QueueFullError(self.name, self._queued_rows, round(retry, 1))

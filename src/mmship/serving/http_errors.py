@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from mmship.core.errors import InputSpecError, MmshipError
-from mmship.serving.batcher import DeadlineExceededError, QueueFullError
+from mmship.serving.batcher import DeadlineExceededError, QueueFullError, RequestTooLargeError
 
 
 class HTTPProblem(Exception):
@@ -47,6 +47,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(QueueFullError)
     async def _full(request: Request, exc: QueueFullError) -> JSONResponse:
         return _json(503, str(exc), {"Retry-After": str(max(1, round(exc.retry_after)))})
+
+    @app.exception_handler(RequestTooLargeError)
+    async def _too_large(request: Request, exc: RequestTooLargeError) -> JSONResponse:
+        return _json(400, str(exc))
 
     @app.exception_handler(DeadlineExceededError)
     async def _deadline(request: Request, exc: DeadlineExceededError) -> JSONResponse:

@@ -9,9 +9,10 @@ from typing import Any
 
 from mmship.serving.metrics import ServerMetrics
 
-OPEN_PATHS = ("/v2/health/", "/docs", "/openapi.json", "/redoc")
-#: Paths open as they are (no prefix): the try-it page, which holds no data.
-OPEN_EXACT = frozenset({"/"})
+#: Paths answered without the API key (exact paths, no prefixes): the liveness and
+#: readiness probes, and the try-it page at / (static, holding no data: what it calls
+#: needs the key). The docs and the OpenAPI document stay behind the key when one is set.
+OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready", "/"})
 #: Routes counted under their own name in the request metrics.
 METRIC_ROUTES = frozenset({
     "/embed", "/classify", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready", "/v1/embeddings", "/v1/models", "/",
@@ -63,12 +64,13 @@ class GuardMiddleware:
             self.metrics.latency.labels(route).observe(time.perf_counter() - start)
 
     async def _guarded(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+        # HTTP header bytes are latin-1 (as Starlette reads them): any byte decodes.
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         path = scope.get("path", "")
-        if self.api_key and not path.startswith(OPEN_PATHS) and path not in OPEN_EXACT:
+        if self.api_key and path not in OPEN_PATHS:
             given = headers.get("authorization", "")
             token = given[7:] if given.lower().startswith("bearer ") else ""
-            if not secrets.compare_digest(token.encode(), self.api_key.encode()):
+            if not secrets.compare_digest(token.encode("latin-1"), self.api_key.encode("latin-1")):
                 await _send_error(
                     send, 401, "missing or wrong API key. Fix: send the header 'Authorization: Bearer <key>'",
                     [(b"www-authenticate", b"Bearer")],

@@ -7,6 +7,7 @@ the inference threads; graphs run through one :class:`DynamicBatcher` each.
 from __future__ import annotations
 
 import asyncio
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,13 +17,15 @@ import numpy as np
 from mmship.core.errors import InputSpecError
 from mmship.core.payload import PayloadInputs
 from mmship.payload.datatypes import v2_datatype
+from mmship.preprocess.image_limits import ImageLimits
 from mmship.preprocess.tokens import tokenizer_pad_value
 from mmship.scoring import Scorer
 from mmship.serving.batcher import DynamicBatcher, stack_rows
+from mmship.serving.deadlines import current_deadline, remaining, within
 from mmship.serving.engine import Engine, GraphRunner
 from mmship.serving.metrics import ServerMetrics
 from mmship.serving.settings import ServerSettings
-from mmship.serving.validation import check_tensor
+from mmship.serving.validation import check_tensor, check_token_tensors
 
 HIGH_LEVEL_INPUTS = ("image", "text")
 
@@ -73,10 +76,12 @@ class ModelService:
         serving = manifest.serving_params
         self.max_batch_size = settings.max_batch_size or serving.max_batch_size
         self.max_delay_ms = serving.max_delay_ms if settings.max_delay_ms is None else settings.max_delay_ms
+        limits = ImageLimits(
+            max_pixels=settings.max_image_pixels, max_request_pixels=settings.max_request_pixels,
+            max_aspect_ratio=settings.max_aspect_ratio,
+        )
         self.images = (
-            ImagePreprocessor(self.preprocess.image, max_pixels=settings.max_image_pixels)
-            if self.preprocess and self.preprocess.image
-            else None
+            ImagePreprocessor(self.preprocess.image, limits=limits) if self.preprocess and self.preprocess.image else None
         )
         self.tokenizer = (
             TextTokenizer(engine.bundle.path("processor"), self.preprocess.text)
@@ -84,6 +89,10 @@ class ModelService:
             else None
         )
         self.max_text_length = self.preprocess.text.max_length if self.preprocess and self.preprocess.text else None
+        recorded_vocab = self.preprocess.text.vocab_size if self.preprocess and self.preprocess.text else None
+        #: Token ids a client may send: the manifest's, or for bundles built before it was
+        #: recorded, the tokenizer's vocabulary.
+        self.vocab_size = recorded_vocab or (self.tokenizer.vocab_size if self.tokenizer is not None else None)
         self._pool = ThreadPoolExecutor(max_workers=settings.preprocess_workers, thread_name_prefix="mmship-prep")
         self.batchers = {name: self._batcher(graph) for name, graph in engine.graphs.items()}
 
@@ -131,7 +140,32 @@ class ModelService:
             specs.append({"name": "text", "datatype": "BYTES", "shape": [-1]})
         return specs
 
-    async def _features(self, inputs: PayloadInputs) -> tuple[dict[str, np.ndarray], list[bool], list[int]]:
+    def count_items(self, inputs: PayloadInputs) -> int:
+        """Items of a request: images + texts + the rows of its raw tensors (the largest
+        batch per modality: ``input_ids`` and its ``attention_mask`` are the same texts)."""
+        specs = self.engine.input_specs
+        rows: dict[str, int] = {}
+        for name, value in inputs.tensors.items():
+            shape = getattr(value, "shape", ())
+            count = int(shape[0]) if len(shape) else 1
+            group = specs[name].modality if name in specs else name
+            rows[group] = max(rows.get(group, 0), count)
+        return len(inputs.images) + len(inputs.texts) + sum(rows.values())
+
+    def check_text_chars(self, count: int, what: str = "texts") -> None:
+        """Refuse a request whose texts hold more characters than the server takes, before
+        any is tokenized (a 1 MB one-word text costs seconds before it is cut to length)."""
+        cap = self.settings.max_request_text_chars
+        if count > cap:
+            raise InputSpecError(
+                f"the request's {what} hold {count:,} characters together, more than the cap of {cap:,} per request",
+                hint=f"send shorter or fewer texts (the model reads at most {self.max_text_length} tokens of each), "
+                "or raise the server's --max-text-chars",
+            )
+
+    async def _features(
+        self, inputs: PayloadInputs, deadline: float
+    ) -> tuple[dict[str, np.ndarray], list[bool], list[int]]:
         specs = self.engine.input_specs
         unknown = sorted(set(inputs.tensors) - set(specs))
         if unknown:
@@ -140,7 +174,10 @@ class ModelService:
                 f"unknown input {', '.join(repr(u) for u in unknown)}; model {self.name!r} takes {', '.join(accepted)}",
                 hint="rename the input, or check GET /v2/models/" + self.name,
             )
+        if inputs.texts:
+            self.check_text_chars(sum(len(t) if isinstance(t, str) else 0 for t in inputs.texts))
         feeds = {name: check_tensor(specs[name], value, self.max_text_length) for name, value in inputs.tensors.items()}
+        check_token_tensors(feeds, specs, self.vocab_size)
         loop = asyncio.get_running_loop()
         truncated: list[bool] = []
         text_tokens: list[int] = []
@@ -150,12 +187,12 @@ class ModelService:
                 raise InputSpecError(f"model {self.name!r} takes no images", hint="send only texts")
             if any(s.modality == "image" and s.name in feeds for s in specs.values()):
                 raise InputSpecError("send images either as 'image' or as 'pixel_values', not both", hint="drop one")
-            jobs.append(loop.run_in_executor(self._pool, self.images, inputs.images))
+            jobs.append(loop.run_in_executor(self._pool, functools.partial(self.images, inputs.images, deadline)))
         if inputs.texts:
             if self.tokenizer is None:
                 raise InputSpecError(f"model {self.name!r} takes no texts", hint="send only images")
             jobs.append(loop.run_in_executor(self._pool, self.tokenizer, inputs.texts))
-        results = await asyncio.gather(*jobs)
+        results = await within(asyncio.gather(*jobs), deadline, "preprocessing its images and texts") if jobs else []
         index = 0
         if inputs.images:
             pixels = results[index]
@@ -196,15 +233,23 @@ class ModelService:
                 )
         return chosen
 
-    async def infer(self, inputs: PayloadInputs, requested: list[str] | None = None) -> InferResult:
+    async def infer(
+        self, inputs: PayloadInputs, requested: list[str] | None = None, deadline: float | None = None
+    ) -> InferResult:
         """Run the graphs the inputs allow; add the model's image-text logits (the bundle's
-        ``scoring``, served as ``logits_per_image``) when images and texts were both sent."""
+        ``scoring``, served as ``logits_per_image``) when images and texts were both sent.
+
+        :param deadline: ``time.monotonic()`` by which the answer is due (default: the
+            current request's, see :mod:`mmship.serving.deadlines`); preprocessing,
+            tokenizing, queueing and running share what is left of it.
+        """
         if not (inputs.images or inputs.texts or inputs.tensors):
             raise InputSpecError("the request has no inputs", hint="send at least one image or text")
         requested = requested or []
-        feeds, truncated, text_tokens = await self._features(inputs)
+        deadline = deadline if deadline is not None else current_deadline(self.settings.request_timeout_s)
+        feeds, truncated, text_tokens = await self._features(inputs, deadline)
         graphs = self._plan(feeds, requested)
-        timeout = self.settings.request_timeout_s
+        timeout = remaining(deadline, "queueing for the model")
         results = await asyncio.gather(
             *(self.batchers[g.spec.name].submit({s.name: feeds[s.name] for s in g.inputs}, timeout) for g in graphs)
         )

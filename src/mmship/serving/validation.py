@@ -52,6 +52,12 @@ def check_tensor(spec: TensorSpec, value: np.ndarray, max_length: int | None = N
             f"input '{spec.name}' has {value.shape[1]} tokens; the model takes at most {max_length}",
             hint=f"truncate to {max_length} tokens, or send the raw text as 'text' (truncated for you)",
         )
+    if value.dtype.kind in "fc" and not np.isfinite(value).all():
+        bad = int(value.size - np.isfinite(value).sum())
+        raise InputSpecError(
+            f"input '{spec.name}' holds {bad} NaN or infinite values out of {value.size}",
+            hint=f"send finite numbers in '{spec.name}'",
+        )
     dtype = np.dtype(spec.dtype)
     if value.dtype != dtype:
         same_kind = np.issubdtype(value.dtype, np.integer) == np.issubdtype(dtype, np.integer)
@@ -62,3 +68,37 @@ def check_tensor(spec: TensorSpec, value: np.ndarray, max_length: int | None = N
             )
         value = value.astype(dtype)
     return value
+
+
+def check_token_tensors(feeds: dict[str, np.ndarray], specs: dict[str, TensorSpec], vocab_size: int | None) -> None:
+    """Check raw text tensors sent by a client before they reach a graph: ``input_ids``
+    within the vocabulary (an id past it failed inside the graph; a negative one wrapped
+    around silently), ``attention_mask`` of 0s and 1s, and every text input of the same
+    shape as ``input_ids``."""
+    hint = "tokenize with the model's own tokenizer, or send the raw text as 'text'"
+    ids = feeds.get("input_ids")
+    if ids is not None and ids.size:
+        low, high = int(ids.min()), int(ids.max())
+        if low < 0:
+            raise InputSpecError(f"input 'input_ids' holds the negative token id {low}; token ids start at 0", hint=hint)
+        if vocab_size is not None and high >= vocab_size:
+            raise InputSpecError(
+                f"input 'input_ids' holds token id {high}; this model's vocabulary has ids 0 to {vocab_size - 1}",
+                hint=hint,
+            )
+    for name, value in feeds.items():
+        spec = specs.get(name)
+        if spec is None or spec.modality != "text" or name == "input_ids":
+            continue
+        if ids is not None and value.shape != ids.shape:
+            raise InputSpecError(
+                f"Expected input '{name}' to have the shape of 'input_ids' {_shape(ids.shape)} but got {_shape(value.shape)}",
+                hint=f"send one '{name}' value per token of 'input_ids'",
+            )
+        if name == "attention_mask" and value.size and not np.isin(value, (0, 1)).all():
+            bad = value[~np.isin(value, (0, 1))].ravel()[0]
+            raise InputSpecError(
+                f"input 'attention_mask' holds {bad}; a mask holds only 0 (padding) and 1 (token)", hint=hint,
+            )
+        if name == "token_type_ids" and value.size and int(value.min()) < 0:
+            raise InputSpecError(f"input 'token_type_ids' holds {int(value.min())}; type ids start at 0", hint=hint)

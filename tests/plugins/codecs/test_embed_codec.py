@@ -77,3 +77,10 @@ def test_error_bodies_raise_the_server_message():
         decode_classify_response(b'{"labels": ["a", "b"], "probs": [1.0]}')
     with pytest.raises(MmshipError, match="malformed /embed response"):
         decode_embed_response(b"<html>")
+
+
+@pytest.mark.parametrize("template", ["{} {x}", "{} {1}", "a {} and a {}", "{{}}{0:>2000000000}", "no slot"])
+def test_classify_request_refuses_what_the_server_would_refuse(jpeg, template):
+    """The client checks the template with the server's rule before sending anything."""
+    with pytest.raises(InputSpecError, match="template"):
+        encode_classify_request(jpeg, ["cat"], template)

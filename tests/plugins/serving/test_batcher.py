@@ -14,6 +14,7 @@ from mmship.serving.batcher import (
     DeadlineExceededError,
     DynamicBatcher,
     QueueFullError,
+    RequestTooLargeError,
 )
 from mmship.serving.service import pad_stacker
 
@@ -109,6 +110,20 @@ def test_queue_full_raises_with_retry_after():
     error = run_async(main())
     assert error.retry_after > 0
     assert "queue is full" in str(error)
+
+
+def test_a_request_larger_than_the_whole_queue_is_refused_not_told_to_retry():
+    async def main():
+        batcher = DynamicBatcher("g", lambda feeds: {"y": feeds["x"]}, max_batch_size=4, max_queue_rows=8)
+        batcher.start()
+        try:
+            with pytest.raises(RequestTooLargeError, match="9 rows .* at most 8"):
+                await batcher.submit({"x": np.ones((9, 1))}, 5)
+            return await batcher.submit({"x": np.ones((8, 1))}, 5)
+        finally:
+            await batcher.stop()
+
+    assert run_async(main())["y"].shape == (8, 1)
 
 
 def test_deadline_exceeded():

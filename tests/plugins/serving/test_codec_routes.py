@@ -170,11 +170,27 @@ def _b64(cat: bytes) -> str:
         ("a {} {0} {", "exactly one '{}'"),
         ("a {} and a {}", "exactly one '{}'"),
         ("{{}}{:>999999999}", "exactly one '{}'"),  # a gigabyte per label if it were formatted
+        ("{{}}{0:>2000000000}", "exactly one '{}'"),  # two gigabytes per label
+        ("{0.__class__.__mro__}{{}}", "exactly one '{}'"),  # would echo Python internals
+        ("{} {1}", "exactly one '{}'"),
+        ("a {{photo}} of {}", "no other brace"),  # format() escapes are not a template feature
     ],
-    ids=["none", "named", "malformed", "two", "huge-width"],
+    ids=["none", "named", "malformed", "two", "huge-width", "huge-index", "attribute", "index", "escaped"],
 )
 def test_a_bad_template_is_a_400_never_a_server_error(server, cat, template, words):
     response = httpx.post(f"{server}/classify", json={"image": _b64(cat), "labels": ["cat", "dog"], "template": template})
     assert response.status_code == 400, response.text
     assert words in response.json()["error"]
     assert httpx.post(f"{server}/classify", json={"image": _b64(cat), "labels": ["cat"]}).status_code == 200
+
+
+def test_labels_go_into_the_template_verbatim(server, cat):
+    """str.replace, not format(): braces in a label are text, never evaluated."""
+    from mmship.serving.app import label_prompts
+
+    assert label_prompts("a photo of a {}", ["{0.__class__}", "{}", "x{:>9}"]) == [
+        "a photo of a {0.__class__}", "a photo of a {}", "a photo of a x{:>9}",
+    ]
+    response = httpx.post(f"{server}/classify", json={"image": _b64(cat), "labels": ["{0.__class__.__mro__}", "{:>999999999}"]})
+    assert response.status_code == 200, response.text
+    assert response.json()["labels"] == ["{0.__class__.__mro__}", "{:>999999999}"]

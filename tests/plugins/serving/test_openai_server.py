@@ -19,7 +19,7 @@ from tests.helpers.servers import running_server
 
 pytestmark = pytest.mark.network
 
-KEY = "test-key-7f3a9c"
+KEY = "test-key-7f3a9c-0123456789"  # keys have at least 16 characters
 AUTH = {"authorization": f"Bearer {KEY}"}
 CAT = files("mmship.data").joinpath("probe", "cat.jpg").read_bytes()
 COFFEE = files("mmship.data").joinpath("probe", "coffee.jpg").read_bytes()

@@ -19,7 +19,7 @@ from tests.helpers.servers import running_server
 
 pytestmark = pytest.mark.network
 
-KEY = "page-key-51e0"
+KEY = "page-key-51e0-0123456789"  # keys have at least 16 characters
 LABELS = ["cat", "dog", "car"]
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 PHOTO = files("mmship.data").joinpath("probe", "cat.jpg")

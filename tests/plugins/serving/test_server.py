@@ -247,21 +247,11 @@ def test_batches_form_under_concurrency(server):
 
 
 def test_api_key_required_when_set(tiny_clip_bundle):
-    with running_server(tiny_clip_bundle, precision="int8", api_key="s3cret") as url:
+    key = "s3cret-0123456789abcdef"
+    with running_server(tiny_clip_bundle, precision="int8", api_key=key) as url:
         assert httpx.get(f"{url}/v2/health/ready").status_code == 200
         denied = httpx.post(f"{url}/embed", json={"texts": ["x"]})
         assert denied.status_code == 401 and "Bearer" in denied.json()["error"]
-        assert "s3cret" not in denied.text
-        allowed = httpx.post(f"{url}/embed", json={"texts": ["x"]}, headers={"Authorization": "Bearer s3cret"})
+        assert key not in denied.text
+        allowed = httpx.post(f"{url}/embed", json={"texts": ["x"]}, headers={"Authorization": f"Bearer {key}"})
         assert allowed.status_code == 200
-
-
-def test_non_loopback_bind_needs_a_key():
-    from mmship.core.errors import MmshipError
-    from mmship.serving.settings import ServerSettings
-
-    with pytest.raises(MmshipError, match="API key"):
-        ServerSettings(host="0.0.0.0").check_safe()
-    ServerSettings(host="0.0.0.0", api_key="k").check_safe()
-    ServerSettings(host="0.0.0.0", insecure=True).check_safe()
-    ServerSettings(host="127.0.0.1").check_safe()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from mmship.core.config.deploy_config import DeployConfig
@@ -25,6 +26,7 @@ from mmship.core.config.issues import (
     suggest,
 )
 from mmship.core.config.yaml_loader import LoadedYaml, YamlSyntaxError, load_yaml
+from mmship.core.config.yaml_loader import _syntax_issue as yaml_syntax_issue
 from mmship.core.errors import ConfigError
 
 SECTIONS: tuple[str, ...] = tuple(DeployConfig.model_fields)
@@ -141,6 +143,9 @@ def validate_text(text: str, source: str = "deploy_config.yaml", *, registries: 
         loaded = load_yaml(text)
     except YamlSyntaxError as exc:
         result.issues.append(exc.issue)
+        return result
+    except yaml.YAMLError as exc:  # PyYAML's reader refuses some characters before parsing starts
+        result.issues.append(yaml_syntax_issue(exc))
         return result
     result.loaded = loaded
     data = loaded.data

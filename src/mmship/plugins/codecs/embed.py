@@ -33,6 +33,7 @@ from mmship.core.payload import (
     EncodedRequest,
     EncodedResponse,
     PayloadInputs,
+    check_template,
 )
 from mmship.payload.binary import parse_json
 from mmship.payload.images import (
@@ -84,8 +85,7 @@ def encode_classify_request(image: bytes, labels: Sequence[str], template: str =
     labels = [str(label) for label in labels]
     if not labels:
         raise InputSpecError("classification needs at least one label", hint="pass labels, e.g. cat,dog,car")
-    if "{}" not in template:
-        raise InputSpecError(f"template {template!r} has no '{{}}' for the label", hint="write e.g. 'a photo of a {}'")
+    check_template(template)
     doc = {"image": encode_image_text(check_encoded_image(bytes(image), "image")), "labels": labels, "template": template}
     return EncodedRequest("POST", "/classify", json.dumps(doc).encode("utf-8"), dict(_JSON))
 
@@ -148,7 +148,13 @@ def decode_classify_response(body: bytes, headers: Mapping[str, str] | None = No
 
 def _json_response(doc: BaseModel) -> EncodedResponse:
     """``doc`` as FastAPI writes a response model (compact, UTF-8, no NaN)."""
-    body = json.dumps(doc.model_dump(mode="json"), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    try:
+        body = json.dumps(doc.model_dump(mode="json"), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        raise InputSpecError(
+            "the answer holds NaN or infinite values, which JSON cannot carry",
+            hint="check the inputs; use the v2-binary protocol to receive such values",
+        ) from None
     return EncodedResponse(body.encode("utf-8"), dict(_JSON))
 
 

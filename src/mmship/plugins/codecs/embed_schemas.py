@@ -11,6 +11,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mmship.core.errors import InputSpecError
+from mmship.payload.binary import refuse_json_constant
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -88,7 +89,9 @@ def read_json_body(body: bytes, headers: Mapping[str, str], model: type[M]) -> M
     data: object = body
     if _is_json({k.lower(): v for k, v in headers.items()}.get("content-type")):
         try:
-            data = json.loads(body)
+            data = json.loads(body, parse_constant=refuse_json_constant)
+        except RecursionError:
+            raise _invalid(["body: JSON nested too deeply to read"]) from None
         except json.JSONDecodeError as exc:
             raise _invalid([f"{exc.pos}: JSON decode error"]) from None
         except UnicodeDecodeError as exc:

@@ -209,4 +209,4 @@ def encode_v2_response(
     if any_binary:
         body, length = join_body(doc, sections)
         return body, {"content-type": BINARY_TYPE, HEADER_LENGTH: str(length)}
-    return json.dumps(doc, separators=(",", ":")).encode("utf-8"), {"content-type": JSON_TYPE}
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode("utf-8"), {"content-type": JSON_TYPE}

@@ -28,6 +28,11 @@ def _add_serve(app: typer.Typer) -> None:
         max_queue: int = typer.Option(256, "--max-queue", help="Rows waiting per graph before 503 + Retry-After."),
         timeout: float = typer.Option(30.0, "--timeout", help="Per-request deadline in seconds (504 after)."),
         max_body_mb: float = typer.Option(32.0, "--max-body-mb", help="Largest request body accepted."),
+        max_items: int = typer.Option(256, "--max-items", help="Images + texts + raw-tensor rows per request."),
+        max_image_pixels: int = typer.Option(40_000_000, "--max-image-pixels", help="Largest image (width x height), decoded and after resizing."),
+        max_request_pixels: int = typer.Option(100_000_000, "--max-request-pixels", help="Pixels of all images of one request."),
+        max_aspect_ratio: float = typer.Option(100.0, "--max-aspect-ratio", help="Longest over shortest side of an image."),
+        max_text_chars: int = typer.Option(100_000, "--max-text-chars", help="Characters of all texts of one request."),
         threads: int | None = typer.Option(None, "--threads", help="onnxruntime threads per session (default: all cores)."),
         accelerator: str | None = typer.Option(None, "--accelerator", help="cpu, cuda or tensorrt (default: the bundle's when present, else cpu)."),
         api_key: str | None = typer.Option(None, "--api-key", envvar="MMSHIP_API_KEY", help="Require 'Authorization: Bearer KEY'.", show_envvar=True),
@@ -44,18 +49,29 @@ def _add_serve(app: typer.Typer) -> None:
     ) -> None:
         """Serve a bundle over HTTP: Open Inference Protocol v2, /embed, /classify, OpenAI's /v1/embeddings,
         /metrics, and a page to try the model at /."""
-        from mmship.core.cli.console import console
-        from mmship.serving.serve import build_server
-        from mmship.serving.settings import ServerSettings
+        from pydantic import ValidationError
 
+        from mmship.core.cli.console import console
+        from mmship.core.errors import ConfigError
+        from mmship.serving.serve import build_server
+        from mmship.serving.settings import ServerSettings, check_api_key
+
+        if api_key is not None:
+            check_api_key(api_key)  # an empty --api-key "$UNSET" must not switch auth off
         url_fetch = _url_fetch_settings(allow_url_fetch, url_fetch_private, url_fetch_max_mb, url_fetch_timeout)
-        settings = ServerSettings(
-            host=host, port=port, precision=precision, max_batch_size=max_batch_size, max_delay_ms=max_delay_ms,
-            max_queue_rows=max_queue, request_timeout_s=timeout, max_body_bytes=int(max_body_mb * 1024 * 1024),
-            threads=threads, accelerator=accelerator, api_key=api_key, insecure=insecure,
-            memory_log=str(memory_log_file) if memory_log else None, memory_log_interval_s=memory_log or 5.0,
-            url_fetch=url_fetch,
-        )
+        try:
+            settings = ServerSettings(
+                host=host, port=port, precision=precision, max_batch_size=max_batch_size, max_delay_ms=max_delay_ms,
+                max_queue_rows=max_queue, request_timeout_s=timeout, max_body_bytes=int(max_body_mb * 1024 * 1024),
+                max_items_per_request=max_items, max_image_pixels=max_image_pixels, max_request_pixels=max_request_pixels,
+                max_aspect_ratio=max_aspect_ratio, max_request_text_chars=max_text_chars,
+                threads=threads, accelerator=accelerator, api_key=api_key, insecure=insecure,
+                memory_log=str(memory_log_file) if memory_log else None, memory_log_interval_s=memory_log or 5.0,
+                url_fetch=url_fetch,
+            )
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"invalid server settings: {problems}", hint="fix the flag named above (see `mmship serve --help`)") from None
         server = build_server(bundle, settings)
         service = server.config.app.state.service
         for note in service.engine.notes:

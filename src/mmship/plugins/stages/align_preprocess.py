@@ -221,9 +221,27 @@ def align_text(adapter: Adapter, folder: Path) -> TextPreprocessSpec:
         padding = "longest"
     lowercase = normalizer_lowercases(json.loads(path.read_text(encoding="utf-8")))
     spec = TextPreprocessSpec(max_length=max_length, padding=padding, truncation=True, lowercase=lowercase)
-    pad_id = TextTokenizer(folder, spec).pad_id
-    spec.pad_ids = {s.name: tokenizer_pad_value(s.name, pad_id) for s in adapter.inputs_for_modality("text")}
+    tokenizer = TextTokenizer(folder, spec)
+    spec.pad_ids = {s.name: tokenizer_pad_value(s.name, tokenizer.pad_id) for s in adapter.inputs_for_modality("text")}
+    model_vocab = model_text_vocab_size(folder)
+    spec.vocab_size = min(tokenizer.vocab_size, model_vocab) if model_vocab else tokenizer.vocab_size
     return spec
+
+
+def model_text_vocab_size(folder: Path) -> int | None:
+    """The text vocabulary of the model saved in ``folder`` (``config.json``'s
+    ``text_config.vocab_size``, else its ``vocab_size``), or ``None`` when it says none."""
+    path = Path(folder) / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError):
+        return None
+    text_config = config.get("text_config") if isinstance(config, dict) else None
+    for source in (text_config, config):
+        value = source.get("vocab_size") if isinstance(source, dict) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
 
 
 # --- measuring ----------------------------------------------------------------------
