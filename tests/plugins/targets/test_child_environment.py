@@ -63,7 +63,7 @@ def test_the_allow_list():
 @pytest.mark.network
 def test_a_detached_local_server_gets_no_parent_tokens_and_only_its_key(tiny_clip_bundle: Path, tmp_path, monkeypatch, planted):
     monkeypatch.setenv("MMSHIP_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("MMSHIP_API_KEY", "the-server-key")
+    monkeypatch.setenv("MMSHIP_API_KEY", "the-server-key-0123456789")
     port = free_port()
     target = LocalTarget(LocalSettings(port=port, detach=True, deployment_name="envcheck", ready_timeout_s=120))
     bundle = Bundle.load(tiny_clip_bundle)
@@ -71,10 +71,10 @@ def test_a_detached_local_server_gets_no_parent_tokens_and_only_its_key(tiny_cli
     deployment = target.deploy(bundle, config, target.plan(bundle, config))
     try:
         child = psutil.Process(deployment.details["pid"])
-        assert_clean(child.environ(), api_key="the-server-key")
+        assert_clean(child.environ(), api_key="the-server-key-0123456789")
         url = f"http://127.0.0.1:{port}/embed"
         assert httpx.post(url, json={"texts": ["a cat"]}, timeout=30).status_code == 401
-        answer = httpx.post(url, json={"texts": ["a cat"]}, headers={"Authorization": "Bearer the-server-key"}, timeout=30)
+        answer = httpx.post(url, json={"texts": ["a cat"]}, headers={"Authorization": "Bearer the-server-key-0123456789"}, timeout=30)
         assert answer.status_code == 200
     finally:
         target.delete("envcheck")
@@ -87,8 +87,25 @@ def test_the_bench_served_bundle_gets_no_parent_tokens(tiny_clip_bundle: Path, m
         (child,) = server_children()
         assert_clean(child.environ(), api_key=None)  # the key is not this child's to hold
         assert httpx.get(f"{url}/v2/health/ready", timeout=10).status_code == 200
-    with served_bundle(tiny_clip_bundle, timeout_s=120, api_key="bench-key") as url:
+    with served_bundle(tiny_clip_bundle, timeout_s=120, api_key="bench-key-0123456789ab") as url:
         (child,) = server_children()
-        assert_clean(child.environ(), api_key="bench-key")
+        assert_clean(child.environ(), api_key="bench-key-0123456789ab")
         assert httpx.post(f"{url}/embed", json={"texts": ["a"]}, timeout=30).status_code == 401
     assert server_children() == []
+
+
+def test_a_short_key_is_refused_before_the_detached_child_starts(tiny_clip_bundle: Path, tmp_path, monkeypatch):
+    """The child server would exit on a key it refuses; the deploy says why itself."""
+    from mmship.core.bundle import Bundle
+    from mmship.core.config import DeployConfig
+    from mmship.core.errors import MmshipError
+    from mmship.plugins.targets.local import LocalSettings, LocalTarget
+
+    monkeypatch.setenv("MMSHIP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MMSHIP_API_KEY", "short")
+    bundle = Bundle.load(tiny_clip_bundle)
+    target = LocalTarget(LocalSettings(detach=True, port=free_port(), deployment_name="shortkey"))
+    config = DeployConfig.defaults(bundle.manifest.name)
+    with pytest.raises(MmshipError, match="5 characters; keys need 16"):
+        target.deploy(bundle, config, target.plan(bundle, config))
+    assert not (tmp_path / "home" / "deployments" / "shortkey.log").exists()

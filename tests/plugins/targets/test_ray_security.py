@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,10 +50,25 @@ class RayRun:
     name: str
 
 
+#: Children of the test process that existed before Ray started (servers other test
+#: modules keep for the session): not Ray's.
+_BEFORE: set[int] = set()
+
+
 def ray_processes() -> list[psutil.Process]:
-    """Every process this test process started, at any depth: Ray's GCS, raylet,
-    workers, replicas, agents (the test runs no other children meanwhile)."""
-    return psutil.Process().children(recursive=True)
+    """Every process this test process started, at any depth, since Ray started: Ray's
+    GCS, raylet, workers, replicas, agents."""
+    return [p for p in psutil.Process().children(recursive=True) if p.pid not in _BEFORE]
+
+
+def _still_running(timeout_s: float = 20.0) -> list[psutil.Process]:
+    """Ray processes still running after shutdown, given ``timeout_s`` to exit."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = [p for p in ray_processes() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +77,8 @@ def secured_ray(tiny_clip_bundle: Path, tmp_path_factory: pytest.TempPathFactory
 
     from mmship.plugins.targets.ray.cluster import stop_ray
 
+    _BEFORE.clear()
+    _BEFORE.update(p.pid for p in psutil.Process().children(recursive=True))
     patch = pytest.MonkeyPatch()
     patch.setenv("HOME", str(tmp_path_factory.mktemp("ray-home")))  # no ~/.ray/auth_token to fall back on
     for key in RAY_ENV:
@@ -81,8 +99,8 @@ def secured_ray(tiny_clip_bundle: Path, tmp_path_factory: pytest.TempPathFactory
         stop_ray()
         shutil.rmtree(work_dir, ignore_errors=True)
         patch.undo()
-    left = [p for p in ray_processes() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert left == [], f"Ray left processes running: {[p.name() for p in left]}"
+    left = _still_running()
+    assert left == [], f"Ray left processes running: {[(p.pid, p.name(), p.cmdline()[:3]) for p in left]}"
 
 
 @pytest.mark.network

@@ -127,8 +127,9 @@ def load_yaml(text: str) -> LoadedYaml:
     An empty document gives ``data=None``. Raises :class:`YamlSyntaxError` for text that
     is not YAML or holds several documents.
     """
-    loader = StrictSafeLoader(text)
+    loader = None
     try:
+        loader = StrictSafeLoader(text)  # the reader refuses some characters (\x00, \x08) right here
         node = loader.get_single_node()
         if node is None:
             return LoadedYaml(data=None)
@@ -146,7 +147,8 @@ def load_yaml(text: str) -> LoadedYaml:
             ) from None
         raise YamlSyntaxError(_syntax_issue(exc)) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     result = LoadedYaml(data=data)
     result.lines[()] = node.start_mark.line + 1
     _walk(node, (), result)

@@ -104,9 +104,14 @@ class LocalTarget(Target):
             return Deployment(self.name, name, url, "stopped" if code == 0 else f"exited {code}")
         if state_path(name).exists() and self._status(name) == "running":
             raise DeployError(f"local deployment {name!r} is already running", hint=f"mmship stop {name}")
+        key = os.environ.get("MMSHIP_API_KEY")
+        if key is not None:
+            from mmship.serving.settings import check_api_key
+
+            check_api_key(key)  # the child would exit on it: say why here, not in its log
         log = log_path(name)
         with log.open("ab") as fh:  # the API key (if any) goes to this child only
-            child = spawn_server(args, fh, api_key=os.environ.get("MMSHIP_API_KEY"))
+            child = spawn_server(args, fh, api_key=key)
         record = {"name": name, "pid": child.pid, **identity(child.pid, list(child.args)), "url": url, "log": str(log), "bundle": str(bundle.root)}
         write_record(name, record)
         try:

@@ -85,6 +85,10 @@ def api_key(settings: RaySettings) -> str | None:
             f"{API_KEY_ENV} is set but empty: an empty key would let every request through",
             hint=f"set {API_KEY_ENV} to a long random key (e.g. `openssl rand -hex 32`), or unset it on loopback",
         )
+    if key is not None:
+        from mmship.serving.settings import check_api_key
+
+        check_api_key(key)  # the replicas would refuse to start with it: say so before deploying
     if key is None and not _is_loopback(settings.host) and not settings.insecure:
         raise DeployError(
             f"refusing to serve Ray replicas on {settings.host} without an API key: anyone who can reach this "
