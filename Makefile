@@ -26,9 +26,15 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
+# The real CLIP BPE vocabulary ships inside the open-clip-torch wheel. Installing that wheel
+# would pull torchvision and a CUDA build of torch, so it is only downloaded (no deps) to
+# where mmship.testing.tokenizers looks for it: $(VENV)/share/mmship/wheels.
+OPEN_CLIP ?= open-clip-torch==3.3.0
+
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip download --quiet --no-deps --dest $(VENV)/share/mmship/wheels "$(OPEN_CLIP)"
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

@@ -33,10 +33,10 @@ CAPTION = "a photo of a cat sitting on a wooden table next to a cup of coffee"
 
 def prepare(work: Path) -> tuple[Path, dict[str, Path]]:
     """The random-weight model and two bundles: int8 dynamic and int8 static (each with fp32)."""
-    model = work / "clip-vit-b32-random"
+    model = work / "clip-vit-b32-random-real-tokenizer"
     if not (model / "config.json").exists():
         print(f"making {model}", flush=True)
-        make_random_clip(model)
+        make_random_clip(model, real_tokenizer=True)
     bundles = {}
     for mode in ("dynamic", "static"):
         bundle = work / f"bundle-int8-{mode}"

@@ -232,7 +232,7 @@ def make_tiny_siglip(folder: str | Path, seed: int = 0, **overrides: Any) -> Pat
 
 
 def make_full_clip(folder: str | Path, seed: int = 0) -> Path:
-    """A full-size (ViT-B/32, 151M parameters) random-weight CLIP with the tiny tokenizer."""
+    """A full-size (ViT-B/32, 151M parameters) random-weight CLIP with the real tokenizer."""
     from mmship.testing.models import make_random_clip
 
-    return make_random_clip(folder, seed=seed)
+    return make_random_clip(folder, seed=seed, real_tokenizer=True)
