@@ -5,6 +5,7 @@ shared with /classify, limits built to be exceeded, and malformed requests."""
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 from importlib.resources import files
 from pathlib import Path
@@ -188,3 +189,19 @@ def test_a_model_without_an_image_text_score_can_neither_rank_nor_classify(unsco
         response = httpx.post(f"{url}/classify", json={"images": [b64(PHOTOS["cat"])], "labels": ["a"], "templates": ["{}"]})
         assert response.status_code == 400
         assert "has no image-text score (scoring: none) to classify with" in response.json()["error"]
+
+
+def test_the_openapi_document_describes_rank_and_classify_without_dangling_references(server):
+    doc = httpx.get(f"{server}/openapi.json").json()
+    text = json.dumps(doc)
+    assert '"#/$defs/' not in text, "a $defs reference points nowhere in the OpenAPI document"
+    rank_body = doc["paths"]["/rank"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert set(rank_body["properties"]["query"]["properties"]) == {"image", "text"}
+    answer = doc["paths"]["/rank"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert set(answer["properties"]["results"]["items"]["properties"]) == {"index", "cosine", "probability", "text"}
+    classify = doc["paths"]["/classify"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert {frozenset(shape["properties"]) for shape in classify["anyOf"]} == {
+        frozenset({"model", "labels", "probs", "top", "scoring", "truncated"}),
+        frozenset({"model", "labels", "scoring", "results", "truncated"}),
+    }
+    assert "/v1/embeddings" in doc["paths"]

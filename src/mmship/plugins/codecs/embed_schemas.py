@@ -84,11 +84,32 @@ class ClassifyAnswer(RootModel[ClassifyResponse | ClassifyImagesResponse]):
 
 
 def openapi_fields(request: type[BaseModel], response: type[BaseModel]) -> dict[str, object]:
-    """OpenAPI request body and 200 response of a route taking and giving these bodies."""
+    """OpenAPI request body and 200 response of a route taking and giving these bodies
+    (nested models written in place: a ``#/$defs/...`` reference would point nowhere in
+    the OpenAPI document)."""
     return {
-        "requestBody": {"required": True, "content": {"application/json": {"schema": request.model_json_schema()}}},
-        "responses": {"200": {"description": "Successful Response", "content": {"application/json": {"schema": response.model_json_schema()}}}},
+        "requestBody": {"required": True, "content": {"application/json": {"schema": self_contained_schema(request)}}},
+        "responses": {"200": {"description": "Successful Response", "content": {"application/json": {"schema": self_contained_schema(response)}}}},
     }
+
+
+def self_contained_schema(model: type[BaseModel]) -> dict[str, object]:
+    """``model``'s JSON schema with every ``$ref`` to its ``$defs`` replaced by the definition."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: object) -> object:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                rest = {k: inline(v) for k, v in node.items() if k != "$ref"}
+                return {**inline(definitions[ref.removeprefix("#/$defs/")]), **rest}
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return inline(schema)  # type: ignore[return-value]
 
 
 def _invalid(parts: list[str]) -> InputSpecError:
