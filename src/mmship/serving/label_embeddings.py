@@ -12,6 +12,7 @@ vector, so an answer from the cache is identical to the answer that filled it.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,15 +88,25 @@ class LabelEmbedder:
         self, service: ModelService, tower: TextTower, labels: list[str], templates: tuple[str, ...]
     ) -> dict[str, LabelEmbedding]:
         prompts = [template.replace(TEMPLATE_SLOT, label) for label in labels for template in templates]
-        result = await service.infer(PayloadInputs(texts=prompts))
+        # At most one batch of prompts per call: the batcher runs each call's rows together,
+        # so a thousand prompts in one call would hold the text graph for one huge run.
+        size = max(1, service.max_batch_size)
+        chunks = _chunks(prompts, size)
+        answers = await asyncio.gather(*(service.infer(PayloadInputs(texts=chunk)) for chunk in chunks), return_exceptions=True)
+        failed = next((a for a in answers if isinstance(a, BaseException)), None)
+        if failed is not None:  # raised once every chunk is done: none outlives the request
+            raise failed
+        results = [a for a in answers if not isinstance(a, BaseException)]
         output = service.scorer.spec.text_embeds
-        if output not in result.outputs:
+        if any(output not in r.outputs for r in results):
             raise InputSpecError(
                 f"model {service.name!r} gave no {output!r} for the label prompts", hint="use /embed or /v2 infer for this model"
             )
-        per_prompt = unit_rows(result.outputs[output]).reshape(len(labels), len(templates), -1)
+        embeds = np.concatenate([r.outputs[output] for r in results], axis=0)
+        per_prompt = unit_rows(embeds).reshape(len(labels), len(templates), -1)
         vectors = unit_rows(per_prompt.mean(axis=1)).astype(np.float32)
-        cut = np.asarray(result.truncated or [False] * len(prompts), dtype=bool).reshape(len(labels), len(templates))
+        truncated = [t for r, chunk in zip(results, chunks, strict=True) for t in (r.truncated or [False] * len(chunk))]
+        cut = np.asarray(truncated, dtype=bool).reshape(len(labels), len(templates))
         computed = {}
         for index, label in enumerate(labels):
             row = vectors[index].copy()  # its own memory: evicting one label frees it
@@ -104,3 +115,7 @@ class LabelEmbedder:
             self.cache.put(LabelKey(tower, templates, label), embedding)
             computed[label] = embedding
         return computed
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

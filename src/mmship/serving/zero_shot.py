@@ -13,6 +13,8 @@ and the pixels of all images (by the image preprocessor).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import numpy as np
 
@@ -39,6 +41,9 @@ from mmship.serving.models import ServedModels
 from mmship.serving.service import ModelService
 from mmship.serving.settings import ServerSettings
 
+A = TypeVar("A")
+B = TypeVar("B")
+
 
 def check_items(count: int, settings: ServerSettings, what: str = "items") -> None:
     """Refuse a request of more than ``settings.max_items_per_request`` items."""
@@ -60,6 +65,16 @@ def request_templates(options: dict[str, object]) -> tuple[str, ...]:
         return check_templates(options[OPTION_TEMPLATES])
     template = options.get(OPTION_TEMPLATE)
     return (check_template(DEFAULT_TEMPLATE if template is None else template),)
+
+
+async def both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Both results, run concurrently; when one fails, its error is raised after the other
+    has finished (no work of the request outlives its answer, no error goes unread)."""
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results[0], results[1]  # type: ignore[return-value]
 
 
 class ZeroShot:
@@ -100,7 +115,7 @@ class ZeroShot:
             len(labels) * sum(len(t) - len(VERBATIM[0]) for t in templates) + len(templates) * sum(len(x) for x in labels),
             "label prompts",
         )
-        image_embeds, label_matrix = await asyncio.gather(
+        image_embeds, label_matrix = await both(
             self._image_embeds(service, inputs.images), self.embedder.embed(service, labels, templates)
         )
         probs = service.scorer.probabilities(service.scorer.logits(image_embeds, label_matrix.vectors))
@@ -129,7 +144,7 @@ class ZeroShot:
         check_items(len(inputs.images) + len(inputs.texts), self.settings)
         service = self._scoring_service(inputs, "rank")
         service.check_text_chars(sum(len(t) for t in inputs.texts))
-        image_embeds, texts = await asyncio.gather(
+        image_embeds, texts = await both(
             self._image_embeds(service, inputs.images), self.embedder.embed(service, list(inputs.texts), VERBATIM)
         )
         scorer = service.scorer

@@ -212,3 +212,15 @@ def test_malformed_classify_requests_say_what_was_expected(server, body, words):
     response = classify(server, **body)
     assert response.status_code == 400, response.text
     assert words in response.json()["error"] and "Fix:" in response.json()["error"]
+
+
+def test_many_prompts_run_in_batches_of_the_servers_size_not_one_huge_run(tiny_clip_bundle, uncached):
+    with running_server(tiny_clip_bundle, precision="fp32", max_delay_ms=2, max_batch_size=4, **LIMITS) as url:
+        body = {"image": b64(CAT), "labels": ["ibis", "stork", "crane"], "templates": TEMPLATES}  # 9 prompts
+        runs = metric(url, "mmship_batch_size_count", graph="text")
+        small = metric(url, "mmship_batch_size_bucket", graph="text", le="4.0")
+        response = classify(url, **body)
+        assert response.status_code == 200, response.text
+        added = metric(url, "mmship_batch_size_count", graph="text") - runs
+        assert added >= 3 and metric(url, "mmship_batch_size_bucket", graph="text", le="4.0") - small == added
+        np.testing.assert_allclose(response.json()["probs"], classify(uncached, **body).json()["probs"], atol=1e-6)
