@@ -8,6 +8,7 @@
         result = client.embed(images=["cat.jpg"], texts=["a photo of a cat"])
         print(result.image_embeds @ result.text_embeds.T)
         print(client.classify("cat.jpg", ["cat", "dog"]).top)
+        print(client.rank(image="cat.jpg", texts=["a cat", "a dog"], top_k=1).results[0].text)
         outputs = client.infer(images=["cat.jpg"], texts=["a cat"], protocol="v2-binary")
 
 Images are always sent as encoded files (JPEG/PNG/WebP bytes), never raw pixels: paths
@@ -38,22 +39,30 @@ from mmship.core.codec import Codec
 from mmship.core.errors import MmshipError
 from mmship.core.payload import (
     DEFAULT_TEMPLATE,
+    OPTION_IMAGE_LIST,
     OPTION_LABELS,
     OPTION_NORMALIZE,
     OPTION_OUTPUTS,
+    OPTION_QUERY,
     OPTION_TEMPLATE,
+    OPTION_TEMPLATES,
+    OPTION_TOP_K,
     ClassifyResult,
     EmbedResult,
     EncodedRequest,
+    ImageScores,
     InferOutputs,
     PayloadInputs,
+    RankedCandidate,
+    RankResult,
 )
 from mmship.payload.images import ImageLike, to_image_bytes
 
-__all__ = ["Client", "ClassifyResult", "EmbedResult", "Health", "InferOutputs", "ServerError", "PROTOCOLS"]
+__all__ = ["Client", "ClassifyResult", "EmbedResult", "Health", "ImageScores", "InferOutputs", "RankResult", "RankedCandidate",
+           "ServerError", "PROTOCOLS"]
 
 #: Protocols of mmship's own codecs (plugins may add more: ``Client.protocols()``).
-PROTOCOLS = ("v2", "v2-binary", "embed", "classify", "openai")
+PROTOCOLS = ("v2", "v2-binary", "embed", "classify", "openai", "rank")
 RETRY_STATUSES = frozenset({429, 503})
 _RETRY_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
@@ -296,13 +305,55 @@ class Client:
         inputs = PayloadInputs(images=encode_images(images), texts=_as_list(texts, (str,)), options={OPTION_NORMALIZE: normalize})
         return self._answer(inputs, "embed", EmbedResult)
 
-    def classify(self, image: ImageLike, labels: Sequence[str] | str, template: str = DEFAULT_TEMPLATE) -> ClassifyResult:
+    def classify(
+        self, image: ImageLike, labels: Sequence[str] | str, template: str = DEFAULT_TEMPLATE,
+        *, templates: Sequence[str] | None = None,
+    ) -> ClassifyResult:
         """Zero-shot classification of one image through ``POST /classify``.
-        ``labels`` may be a list or one comma-separated string."""
+        ``labels`` may be a list or one comma-separated string; ``templates`` (a prompt
+        ensemble: each label's prompts averaged) replaces ``template``."""
+        return self._classify(encode_images([image]), labels, template, templates, image_list=False)
+
+    def classify_many(
+        self, images: Sequence[ImageLike], labels: Sequence[str] | str, template: str = DEFAULT_TEMPLATE,
+        *, templates: Sequence[str] | None = None,
+    ) -> ClassifyResult:
+        """Zero-shot classification of several images against the same labels in one
+        request; ``result.results[i]`` holds image ``i``'s probabilities and top label."""
+        return self._classify(encode_images(list(images)), labels, template, templates, image_list=True)
+
+    def _classify(
+        self, images: list[bytes], labels: Sequence[str] | str, template: str, templates: Sequence[str] | None,
+        image_list: bool,
+    ) -> ClassifyResult:
         if isinstance(labels, str):
             labels = [part.strip() for part in labels.split(",") if part.strip()]
-        inputs = PayloadInputs(images=encode_images([image]), options={OPTION_LABELS: list(labels), OPTION_TEMPLATE: template})
-        return self._answer(inputs, "classify", ClassifyResult)
+        ensemble = list(templates) if templates is not None else None
+        options = {OPTION_LABELS: list(labels), OPTION_IMAGE_LIST: image_list, OPTION_TEMPLATES: ensemble,
+                   OPTION_TEMPLATE: template if ensemble is None else None}
+        return self._answer(PayloadInputs(images=images, options=options), "classify", ClassifyResult)
+
+    def rank(
+        self,
+        *,
+        image: ImageLike | None = None,
+        text: str | None = None,
+        texts: Sequence[str] | None = None,
+        images: Sequence[ImageLike] | None = None,
+        top_k: int | None = None,
+    ) -> RankResult:
+        """Rank candidate ``texts`` for a query ``image``, or candidate ``images`` for a
+        query ``text``, through ``POST /rank``: the best ``top_k`` (default: all), best
+        first, each with its cosine and its probability under the model's scoring."""
+        query = "image" if image is not None else "text"  # the codec refuses any other mix, naming what came
+        inputs = PayloadInputs(
+            images=encode_images([image, *(images or [])] if image is not None else images),
+            texts=[*([text] if text is not None else []), *_as_list(texts, (str,))],
+            options={OPTION_QUERY: query, OPTION_TOP_K: top_k},
+        )
+        if self._model:
+            inputs.model = self._model
+        return self._answer(inputs, "rank", RankResult)
 
     def infer(
         self,

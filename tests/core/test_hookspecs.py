@@ -167,7 +167,7 @@ def test_registration_hooks_run_through_pluggy_once_per_plugin():
     manager.codecs()
     adapters = [impls for hook, impls in calls if hook == "mmship_register_adapters"]
     assert adapters == [["adapter-clip"], ["adapter-flava"], ["adapter-fusion"], ["adapter-siglip"], ["adapter-vlm"]]
-    assert [impls for hook, impls in calls if hook == "mmship_register_codecs"] == [["codec-v2"], ["codec-embed"], ["codec-openai"]]
+    assert [impls for hook, impls in calls if hook == "mmship_register_codecs"] == [["codec-v2"], ["codec-embed"], ["codec-openai"], ["codec-rank"]]
     assert not any(hook.startswith("mmship_register_commands") for hook, _ in calls)
 
 

@@ -199,12 +199,38 @@ templates = st.sampled_from(["a photo of a {}", "{}", "{} {}", "{0}", "{:>999999
 
 @st.composite
 def classify_bodies(draw: st.DrawFn) -> bytes:
-    """A /classify body: one image, labels, a template."""
+    """A /classify body: one image or a list, labels, a template or an ensemble of them."""
     if draw(st.integers(0, 6)) == 0:
         return draw(st.binary(max_size=100) | json_values.map(lambda v: json.dumps(v).encode()))
-    doc: dict[str, Any] = {"image": draw(image_texts | json_values), "labels": draw(st.lists(texts, max_size=4) | json_values)}
+    doc: dict[str, Any] = {"labels": draw(st.lists(texts, max_size=4) | json_values)}
+    if draw(st.integers(0, 3)):
+        doc["image"] = draw(image_texts | json_values)
+    if draw(st.integers(0, 2)) == 0:
+        doc["images"] = draw(st.lists(image_texts, max_size=4) | json_values)
     if draw(st.booleans()):
         doc["template"] = draw(templates | json_values)
+    if draw(st.integers(0, 2)) == 0:
+        doc["templates"] = draw(st.lists(templates, max_size=5) | json_values)
+    return json.dumps(doc).encode()
+
+
+@st.composite
+def rank_bodies(draw: st.DrawFn, model: str) -> bytes:
+    """A /rank body: an image or text query (or both, or neither), text or image candidates
+    (or both), top_k and model of any value; sometimes raw junk."""
+    if draw(st.integers(0, 6)) == 0:
+        return draw(st.binary(max_size=100) | json_values.map(lambda v: json.dumps(v).encode()))
+    query = draw(st.fixed_dictionaries({}, optional={"image": image_texts | json_values, "text": texts | json_values}) | json_values)
+    candidates = draw(
+        st.fixed_dictionaries({}, optional={
+            "texts": st.lists(texts, max_size=5) | json_values, "images": st.lists(image_texts, max_size=3) | json_values,
+        }) | json_values
+    )
+    doc: dict[str, Any] = {"query": query, "candidates": candidates}
+    if draw(st.booleans()):
+        doc["top_k"] = draw(st.integers(-2, 8) | st.integers(-(2**70), 2**70) | json_values)
+    if draw(st.integers(0, 3)) == 0:
+        doc["model"] = draw(st.just(model) | st.text(max_size=8) | json_values)
     return json.dumps(doc).encode()
 
 

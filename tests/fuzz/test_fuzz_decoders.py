@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from mmship.core.errors import InputSpecError
 from mmship.plugins.codecs.embed import decode_classify_request, decode_embed_request
+from mmship.plugins.codecs.rank import decode_rank_request
 from mmship.plugins.codecs.v2 import decode_v2_request
 from mmship.preprocess.image_limits import ImageLimits
 from mmship.preprocess.pixels import ImagePreprocessor
@@ -18,6 +19,7 @@ from tests.fuzz.strategies import (
     classify_bodies,
     embed_bodies,
     encoded_images,
+    rank_bodies,
     v2_binary_bodies,
     v2_json_bodies,
 )
@@ -67,6 +69,11 @@ def test_embed_decoder(body, content_type):
 @given(body=classify_bodies())
 def test_classify_decoder(body):
     refused_or_decoded(decode_classify_request, body, JSON)
+
+
+@given(body=rank_bodies("clip"))
+def test_rank_decoder(body):
+    refused_or_decoded(decode_rank_request, body, JSON)
 
 
 PIPELINE = ImagePreprocessor(

@@ -17,7 +17,7 @@ from hypothesis import given
 from mmship.core.bundle import Bundle
 from hypothesis import strategies as st
 
-from tests.fuzz.strategies import classify_bodies, embed_bodies, openai_bodies, v2_binary_bodies, v2_json_bodies
+from tests.fuzz.strategies import classify_bodies, embed_bodies, openai_bodies, rank_bodies, v2_binary_bodies, v2_json_bodies
 from tests.helpers.servers import running_server
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.network]
@@ -85,6 +85,13 @@ def test_embed(served, body):
 def test_classify(served, body):
     client, _ = served
     answer_is_sound(client, client.post("/classify", content=body, headers={"content-type": "application/json"}))
+
+
+@given(data=st.data())
+def test_rank(served, data):
+    client, name = served
+    body = data.draw(rank_bodies(name))
+    answer_is_sound(client, client.post("/rank", content=body, headers={"content-type": "application/json"}))
 
 
 @given(data=st.data())

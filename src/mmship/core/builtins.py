@@ -46,6 +46,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "codec-v2": "mmship.plugins.codecs.v2",
     "codec-embed": "mmship.plugins.codecs.embed",
     "codec-openai": "mmship.plugins.codecs.openai",
+    "codec-rank": "mmship.plugins.codecs.rank",
 }
 
 #: Built-ins that cannot be disabled: without them no command runs, no bundle is built or

@@ -39,26 +39,31 @@ from mmship.core.payload import (
     ItemEmbeddings,
     ModelCard,
     PayloadInputs,
+    RankResult,
 )
 
-Operation = Literal["infer", "embed", "classify", "embed_items"]
+Operation = Literal["infer", "embed", "classify", "embed_items", "rank"]
 
 #: Operation -> the answer its codecs encode on the server and decode on the client:
 #: ``infer`` runs the model's graphs and returns every output (or those asked for);
 #: ``embed`` returns embeddings (unit length unless ``normalize`` is false);
-#: ``classify`` scores one image against labels put into a template;
+#: ``classify`` scores each image against labels put into a template (or the average
+#: of several templates' embeddings, a prompt ensemble);
 #: ``embed_items`` embeds ``inputs.items`` (texts, token ids, images, image URLs) one
 #: unit-length row each, in order, with the token count (``options["dimensions"]``
-#: truncates where the model allows it).
+#: truncates where the model allows it);
+#: ``rank`` orders candidate texts for one query image, or candidate images for one
+#: query text (``options["query"]``), best first, at most ``options["top_k"]``.
 ANSWERS: dict[str, type] = {
     "infer": InferOutputs, "embed": EmbedResult, "classify": ClassifyResult, "embed_items": ItemEmbeddings,
+    "rank": RankResult,
 }
 OPERATIONS: tuple[str, ...] = tuple(ANSWERS)
 
 #: Placeholders a route may hold; the server checks ``{model}`` against the model it serves.
 MODEL_PLACEHOLDER = "{model}"
 
-AnswerT = TypeVar("AnswerT", InferOutputs, EmbedResult, ClassifyResult, ItemEmbeddings)
+AnswerT = TypeVar("AnswerT", InferOutputs, EmbedResult, ClassifyResult, ItemEmbeddings, RankResult)
 
 
 class Codec(ABC, Generic[AnswerT]):
@@ -69,7 +74,7 @@ class Codec(ABC, Generic[AnswerT]):
     name: ClassVar[str]
     #: One line for ``mmship plugins``.
     description: ClassVar[str] = ""
-    #: The server operation this codec speaks: ``infer``, ``embed`` or ``classify``.
+    #: The server operation this codec speaks (one of :data:`OPERATIONS`).
     operation: ClassVar[Operation]
     #: POST routes the server mounts this codec on, unique across codecs; the first is the
     #: one listed in the OpenAPI document. ``{model}`` and ``{version}`` are placeholders.

@@ -20,11 +20,19 @@ from mmship.core.errors import InputSpecError
 
 #: ``PayloadInputs.options`` keys every codec reads the same way:
 #: ``outputs`` (infer: output names to ask for), ``normalize`` (embed: unit-length
-#: embeddings, default true), ``labels`` and ``template`` (classify).
+#: embeddings, default true), ``labels``, ``template`` or ``templates`` (classify: one
+#: template, or a prompt ensemble) and ``image_list`` (classify: the images came as a
+#: list, answer one result per image), ``query`` and ``top_k`` (rank).
 OPTION_OUTPUTS = "outputs"
 OPTION_NORMALIZE = "normalize"
 OPTION_LABELS = "labels"
 OPTION_TEMPLATE = "template"
+OPTION_TEMPLATES = "templates"
+OPTION_IMAGE_LIST = "image_list"
+#: ``rank``: which of ``images`` / ``texts`` holds the query (``image`` or ``text``); the other holds the candidates.
+OPTION_QUERY = "query"
+#: ``rank``: how many of the best candidates to answer (``None``: all).
+OPTION_TOP_K = "top_k"
 DEFAULT_TEMPLATE = "a photo of a {}"
 #: Where a ``/classify`` template takes the label.
 TEMPLATE_SLOT = "{}"
@@ -55,6 +63,25 @@ def fill_template(template: str, labels: list[str]) -> list[str]:
     """Each label put into ``template`` at its one ``{}`` (see :func:`check_template`)."""
     check_template(template)
     return [template.replace(TEMPLATE_SLOT, label) for label in labels]
+
+
+def check_templates(templates: Any) -> tuple[str, ...]:
+    """A prompt ensemble: a non-empty list of templates, each passing
+    :func:`check_template` (the error names the one at fault)."""
+    if isinstance(templates, str) or not isinstance(templates, (list, tuple)) or not templates:
+        raise InputSpecError(
+            f"templates must be a non-empty list of templates, got {type(templates).__name__}"
+            + (f" of {len(templates)}" if isinstance(templates, (list, tuple)) else ""),
+            hint='write e.g. ["a photo of a {}", "a drawing of a {}"], or send one "template"',
+        )
+    for index, template in enumerate(templates):
+        try:
+            check_template(template)
+        except InputSpecError as exc:
+            raise InputSpecError(f"templates[{index}]: {exc.message}", hint=exc.hint) from None
+    return tuple(templates)
+
+
 #: ``embed_items``: truncate each embedding to this many dimensions (Matryoshka models only).
 OPTION_DIMENSIONS = "dimensions"
 
@@ -159,20 +186,64 @@ class EmbedResult:
 
 
 @dataclass
+class ImageScores:
+    """One image's probability per label (the labels are its :class:`ClassifyResult`'s)."""
+
+    probs: list[float]
+    top: str
+
+
+@dataclass
 class ClassifyResult:
-    """The answer of the ``classify`` operation: a probability per label for one image."""
+    """The answer of the ``classify`` operation: a probability per label for each image.
+    ``probs`` and ``top`` are the first image's; :attr:`results` holds every image's."""
 
     model: str
     labels: list[str]
     probs: list[float]
     top: str
+    #: Per label: whether one of its prompts was longer than the model's context and cut.
     truncated: list[bool] = field(default_factory=list)
     #: ``softmax`` (probs sum to 1) or ``sigmoid`` (one per label); ``None`` from servers that do not say.
     scoring: str | None = None
+    #: Every image's scores, in the order sent (built by hand without it: only ``probs``/``top``).
+    results: list[ImageScores] = field(default_factory=list)
 
-    def ranked(self) -> list[tuple[str, float]]:
-        """``(label, probability)`` pairs, most likely first."""
-        return sorted(zip(self.labels, self.probs), key=lambda pair: -pair[1])
+    def ranked(self, image: int = 0) -> list[tuple[str, float]]:
+        """``(label, probability)`` pairs of image ``image``, most likely first."""
+        probs = self.results[image].probs if self.results else self.probs
+        return sorted(zip(self.labels, probs), key=lambda pair: -pair[1])
+
+
+@dataclass
+class RankedCandidate:
+    """One candidate of a ``rank`` answer."""
+
+    #: Its position among the candidates sent.
+    index: int
+    #: Cosine similarity of its embedding with the query's.
+    cosine: float
+    #: Its probability under the model's scoring: softmax over all candidates, or its own sigmoid.
+    probability: float
+    #: The candidate text (text candidates only).
+    text: str | None = None
+
+
+@dataclass
+class RankResult:
+    """The answer of the ``rank`` operation: the best candidates for the query, best first."""
+
+    model: str
+    #: ``image`` (candidates are texts) or ``text`` (candidates are images).
+    query: str
+    #: ``softmax`` or ``sigmoid``: what :attr:`RankedCandidate.probability` is.
+    scoring: str
+    #: At most ``top_k`` candidates, best first.
+    results: list[RankedCandidate]
+    #: How many candidates were ranked.
+    candidates: int
+    #: Per text sent (the query text, or each candidate text): whether it was cut to the model's context.
+    truncated: list[bool] = field(default_factory=list)
 
 
 @dataclass

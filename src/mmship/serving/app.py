@@ -1,7 +1,7 @@
 """The FastAPI application: health, metadata and /metrics, the try-it page at ``/``, plus
 the routes of every registered payload codec (Open Inference Protocol v2, /embed,
-/classify, /v1/embeddings) answering the operations: infer, embed, classify, embed_items
-(:mod:`mmship.serving.embed_items`)."""
+/classify, /rank, /v1/embeddings) answering the operations: infer, embed, classify and
+rank (:mod:`mmship.serving.zero_shot`), embed_items (:mod:`mmship.serving.embed_items`)."""
 
 from __future__ import annotations
 
@@ -10,23 +10,17 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
-import numpy as np
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 
 from mmship import __version__
 from mmship.core.errors import InputSpecError
 from mmship.core.payload import (
-    DEFAULT_TEMPLATE,
-    OPTION_LABELS,
     OPTION_NORMALIZE,
-    OPTION_TEMPLATE,
-    ClassifyResult,
     DecodedRequest,
     EmbedResult,
     InferOutputs,
     PayloadInputs,
-    check_template,
     fill_template,
 )
 from mmship.payload.datatypes import v2_datatype
@@ -34,6 +28,8 @@ from mmship.scoring import unit_rows
 from mmship.serving.engine import Engine
 from mmship.serving.http_errors import HTTPProblem, install_error_handlers
 from mmship.serving.embed_items import ItemEmbedder
+from mmship.serving.label_cache import LabelEmbeddingCache
+from mmship.serving.label_embeddings import LabelEmbedder
 from mmship.serving.metrics import ServerMetrics
 from mmship.serving.middleware import GuardMiddleware
 from mmship.serving.models import ServedModels
@@ -42,6 +38,8 @@ from mmship.serving.protocol_extras import mount_protocol_extras
 from mmship.serving.routes import mount_codecs
 from mmship.serving.service import ModelService
 from mmship.serving.settings import ServerSettings
+from mmship.serving.zero_shot import ZeroShot
+from mmship.serving.zero_shot import check_items as check_request_items
 
 
 def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
@@ -51,6 +49,8 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     decode_pool = ThreadPoolExecutor(max_workers=settings.preprocess_workers, thread_name_prefix="mmship-decode")
     models = ServedModels([service])
     embed_items = ItemEmbedder(models, settings)
+    label_cache = LabelEmbeddingCache(settings.label_cache_entries, settings.label_cache_bytes, metrics.registry)
+    zero_shot = ZeroShot(models, settings, LabelEmbedder(label_cache))
     state = {"ready": False}
 
     @asynccontextmanager
@@ -76,6 +76,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     )
     app.state.service = service
     app.state.metrics = metrics
+    app.state.label_cache = label_cache
     install_error_handlers(app)
     app.add_middleware(
         GuardMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes,
@@ -87,11 +88,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
             raise HTTPProblem(404, f"no model {name!r} here; this server serves {service.name!r}. Fix: use /v2/models/{service.name}")
 
     def check_items(count: int) -> None:
-        if count > settings.max_items_per_request:
-            raise InputSpecError(
-                f"the request has {count} items; this server takes at most {settings.max_items_per_request} per request",
-                hint="split the request",
-            )
+        check_request_items(count, settings)
 
     # --- health and metadata ----------------------------------------------------------
 
@@ -157,38 +154,12 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
             text_embeds=outputs.pop("text_embeds", None), embeds=outputs, truncated=result.truncated,
         )
 
-    async def run_classify(decoded: DecodedRequest) -> ClassifyResult:
-        """Zero-shot classification of one image: each label's probability under the model's
-        scoring (softmax over the labels, or one sigmoid per label)."""
-        labels = [str(label) for label in decoded.inputs.options.get(OPTION_LABELS) or []]
-        template = str(decoded.inputs.options.get(OPTION_TEMPLATE, DEFAULT_TEMPLATE))
-        check_items(1 + len(labels))
-        if len(decoded.inputs.images) != 1 or not labels:
-            raise InputSpecError(
-                f"classification takes one image and at least one label, got {len(decoded.inputs.images)} and {len(labels)}",
-                hint="send one image and its candidate labels",
-            )
-        check_template(template)
-        service.check_text_chars(sum(len(template) - 2 + len(label) for label in labels), "label prompts")
-        texts = label_prompts(template, labels)
-        scorer = service.scorer
-        if not scorer.applies(engine.output_specs):
-            raise InputSpecError(
-                f"model {service.name!r} has no image-text score (scoring: {scorer.kind}) to classify with",
-                hint="use /embed or /v2 infer for this model",
-            )
-        result = await service.infer(PayloadInputs(images=decoded.inputs.images, texts=texts))
-        probs = scorer.probabilities(result.outputs[scorer.spec.output])[0]
-        return ClassifyResult(
-            model=service.name, labels=labels, probs=[float(p) for p in probs],
-            top=labels[int(np.argmax(probs))], scoring=scorer.kind, truncated=result.truncated,
-        )
-
     from mmship.core.manager import get_plugin_manager
 
     codecs = get_plugin_manager().codecs()
     mount_codecs(
-        app, codecs, {"infer": run_infer, "embed": run_embed, "classify": run_classify, "embed_items": embed_items},
+        app, codecs,
+        {"infer": run_infer, "embed": run_embed, "classify": zero_shot.classify, "rank": zero_shot.rank, "embed_items": embed_items},
         check_model=model_or_404, timeout_s=settings.request_timeout_s, decode_pool=decode_pool,
     )
     mount_protocol_extras(app, codecs, models)

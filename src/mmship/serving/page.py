@@ -2,7 +2,7 @@
 
 One self-contained HTML file (``static/index.html``: no CDN, no build step, works offline):
 drop, paste or choose images, type labels (``POST /classify``) or a query
-(``POST /v1/embeddings``, cosine per image), see the scores as bars, the latency and the
+(``POST /rank``: the images ranked, cosine and probability each), see the scores as bars, the latency and the
 model's metadata (``GET /v2``, ``GET /v2/models/{name}``). It calls the same public routes
 as any client, with the API key typed into it (kept in the page only, never stored).
 

@@ -7,6 +7,7 @@ import ipaddress
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from mmship.core.errors import MmshipError
+from mmship.serving.label_cache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
 from mmship.serving.url_fetch import UrlFetchSettings
 
 #: Accepted API key lengths: long enough not to be guessed, short enough for one header.
@@ -67,6 +68,10 @@ class ServerSettings(BaseModel):
         100_000, ge=1, description="characters of all texts of one request (labels put into the template included)"
     )
     max_items_per_request: int = Field(256, ge=1, description="images + texts + raw-tensor rows of one request")
+    label_cache_entries: int = Field(
+        DEFAULT_MAX_ENTRIES, ge=0, description="label embeddings /classify and /rank keep (0: no cache)"
+    )
+    label_cache_bytes: int = Field(DEFAULT_MAX_BYTES, ge=0, description="bytes the label-embedding cache may hold")
     preprocess_workers: int = Field(2, ge=1)
     threads: int | None = Field(None, ge=1, description="onnxruntime threads per session")
     accelerator: str | None = Field(None, description="cpu, cuda or tensorrt (default: the bundle's, if present)")

@@ -18,24 +18,27 @@ from mmship.core.payload import (
     EmbedResult,
     EncodedRequest,
     EncodedResponse,
+    ImageScores,
     InferOutputs,
     PayloadInputs,
+    RankedCandidate,
+    RankResult,
 )
 
 
 def test_builtin_codecs_are_registered_by_their_plugins():
     manager = get_plugin_manager()
-    for name in ("codec-v2", "codec-embed", "codec-openai"):
+    for name in ("codec-v2", "codec-embed", "codec-openai", "codec-rank"):
         assert manager.records[name].status == "loaded", manager.records[name].error
         assert manager.records[name].hooks == ["mmship_register_codecs"]
     codecs = manager.codecs()
-    assert codecs.names() == ["classify", "embed", "openai", "v2"]
+    assert codecs.names() == ["classify", "embed", "openai", "rank", "v2"]
     assert {n: codecs.owner(n) for n in codecs.names()} == {
-        "classify": "codec-embed", "embed": "codec-embed", "openai": "codec-openai", "v2": "codec-v2",
+        "classify": "codec-embed", "embed": "codec-embed", "openai": "codec-openai", "rank": "codec-rank", "v2": "codec-v2",
     }
-    assert codecs.protocols() == ["classify", "embed", "openai", "v2", "v2-binary"]
+    assert codecs.protocols() == ["classify", "embed", "openai", "rank", "v2", "v2-binary"]
     assert {n: codecs.get(n).operation for n in codecs.names()} == {
-        "classify": "classify", "embed": "embed", "openai": "embed_items", "v2": "infer",
+        "classify": "classify", "embed": "embed", "openai": "embed_items", "rank": "rank", "v2": "infer",
     }
 
 
@@ -60,7 +63,7 @@ def test_unknown_protocol_names_the_known_ones():
     with pytest.raises(PluginError) as info:
         get_plugin_manager().codecs().for_protocol("grpc")
     assert info.value.message == "no payload plugin encodes protocol 'grpc'"
-    assert "classify, embed, openai, v2, v2-binary" in info.value.hint
+    assert "classify, embed, openai, rank, v2, v2-binary" in info.value.hint
 
 
 # --- both directions of every built-in codec ---------------------------------------
@@ -109,10 +112,47 @@ def test_embed_codec_both_directions(jpeg, png):
 
 def test_classify_codec_both_directions(png):
     inputs = PayloadInputs(images=[png], options={"labels": ["cat", "dog"], "template": "an image of a {}"})
-    answer = ClassifyResult("clip", ["cat", "dog"], [0.75, 0.25], "cat", truncated=[False, False], scoring="softmax")
-    decoded, _, back = _round_trip("classify", inputs, answer)
+    answer = ClassifyResult(
+        "clip", ["cat", "dog"], [0.75, 0.25], "cat", truncated=[False, False], scoring="softmax",
+        results=[ImageScores([0.75, 0.25], "cat")],
+    )
+    decoded, response, back = _round_trip("classify", inputs, answer)
     assert decoded.inputs.images == [png]
-    assert decoded.inputs.options == {"labels": ["cat", "dog"], "template": "an image of a {}"}
+    assert decoded.inputs.options == {"labels": ["cat", "dog"], "template": "an image of a {}", "templates": None, "image_list": False}
+    assert "results" not in json.loads(response.body)  # one image: the single-image shape
+    assert back == answer
+
+
+def test_classify_codec_several_images_and_an_ensemble(png, jpeg):
+    templates = ["a photo of a {}", "a drawing of a {}"]
+    inputs = PayloadInputs(images=[png, jpeg], options={"labels": ["cat", "dog"], "templates": templates})
+    answer = ClassifyResult(
+        "clip", ["cat", "dog"], [0.75, 0.25], "cat", truncated=[False, True], scoring="sigmoid",
+        results=[ImageScores([0.75, 0.25], "cat"), ImageScores([0.1, 0.6], "dog")],
+    )
+    decoded, response, back = _round_trip("classify", inputs, answer)
+    assert decoded.inputs.images == [png, jpeg]
+    assert decoded.inputs.options == {"labels": ["cat", "dog"], "template": None, "templates": templates, "image_list": True}
+    body = json.loads(response.body)
+    assert set(body) == {"model", "labels", "scoring", "results", "truncated"}
+    assert body["results"] == [{"probs": [0.75, 0.25], "top": "cat"}, {"probs": [0.1, 0.6], "top": "dog"}]
+    assert back == answer and back.ranked(1) == [("dog", 0.6), ("cat", 0.1)]
+
+
+@pytest.mark.parametrize("query", ["image", "text"])
+def test_rank_codec_both_directions(png, jpeg, query):
+    if query == "image":
+        inputs = PayloadInputs(images=[png], texts=["a cat", "a dog"], model="clip", options={"query": "image", "top_k": 1})
+        results = [RankedCandidate(1, 0.31, 0.8, text="a dog")]
+    else:
+        inputs = PayloadInputs(images=[png, jpeg], texts=["a cat"], options={"query": "text", "top_k": None})
+        results = [RankedCandidate(1, 0.31, 0.8), RankedCandidate(0, -0.1, 0.2)]
+    answer = RankResult("clip", query, "softmax", results, candidates=2, truncated=[False] * (2 if query == "image" else 1))
+    decoded, response, back = _round_trip("rank", inputs, answer)
+    assert (decoded.inputs.images, decoded.inputs.texts) == (inputs.images, inputs.texts)
+    assert decoded.inputs.options == inputs.options and decoded.inputs.model == inputs.model
+    body = json.loads(response.body)
+    assert ("text" in body["results"][0]) == (query == "image")  # a text only on text candidates
     assert back == answer
 
 
@@ -177,7 +217,7 @@ def test_a_clashing_or_invalid_codec_fails_its_plugin_and_nothing_else(codec, wo
     for word in words:
         assert word in record.error
     assert "fine" not in codecs and "mine" not in codecs, "a failed plugin's codecs are all dropped"
-    assert codecs.names() == ["classify", "embed", "openai", "v2"] and codecs.owner("embed") == "codec-embed"
+    assert codecs.names() == ["classify", "embed", "openai", "rank", "v2"] and codecs.owner("embed") == "codec-embed"
     assert manager.pm.get_plugin("broken-codecs") is None
 
 
@@ -186,6 +226,6 @@ def test_codec_plugins_can_be_disabled(monkeypatch):
     reset_plugin_manager()
     manager = get_plugin_manager()
     assert manager.records["codec-v2"].status == "disabled"
-    assert manager.codecs().names() == ["classify", "embed", "openai"]
+    assert manager.codecs().names() == ["classify", "embed", "openai", "rank"]
     with pytest.raises(PluginError, match="no payload plugin encodes protocol 'v2'"):
         manager.codecs().for_protocol("v2")

@@ -142,7 +142,10 @@ REFUSED = {
     "embed-nothing": ("/embed", b"{}", "application/json", "the request has no inputs. Fix: send at least one image or text"),
     "classify-no-labels": ("/classify", b'{"image": "AAAA", "labels": []}', "application/json",
                            "invalid request body: labels: List should have at least 1 item after validation, not 0" + FIX),
-    "classify-no-image": ("/classify", b'{"labels": ["a"]}', "application/json", "invalid request body: image: Field required" + FIX),
+    # (changed with /classify's "images" list: the message names both ways to send images)
+    "classify-no-image": ("/classify", b'{"labels": ["a"]}', "application/json",
+                          "/classify takes either 'image' (one image) or 'images' (a list of images), got neither. "
+                          'Fix: send "image": "<base64>" for one image, or "images": ["<base64>", ...] for one result per image'),
 }
 
 

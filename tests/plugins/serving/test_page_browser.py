@@ -1,6 +1,6 @@
 """The try-it page at ``/`` in headless Chromium (Debian's ``chromium``, driven by Playwright)
 against a real server with an API key: what a person sees after choosing a photo and
-typing labels or a query. A screenshot of each run lands in ``test-artifacts/``."""
+typing labels, or choosing photos and typing a query (ranked through ``POST /rank``). A screenshot of each run lands in ``test-artifacts/``."""
 
 from __future__ import annotations
 
@@ -65,11 +65,22 @@ def photo(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def coffee_photo(photo) -> Path:
+    path = photo.parent / "coffee.jpg"
+    path.write_bytes(files("mmship.data").joinpath("probe", "coffee.jpg").read_bytes())
+    return path
+
+
 def choose_photo(page, photo: Path) -> None:
+    choose_photos(page, [photo])
+
+
+def choose_photos(page, photos: list[Path]) -> None:
     with page.expect_file_chooser() as chooser:
         page.get_by_role("button", name="Drop, paste or choose images").click()
-    chooser.value.set_files(str(photo))
-    page.get_by_role("img", name="image 1").wait_for()
+    chooser.value.set_files([str(p) for p in photos])
+    page.get_by_role("img", name=f"image {len(photos)}").wait_for()
 
 
 def connect(page, name: str) -> None:
@@ -115,25 +126,37 @@ def test_labels_show_the_servers_answer_as_bars(page, server, tiny_clip_bundle, 
     page.screenshot(path=str(ARTIFACTS / "page-labels.png"), full_page=True)
 
 
-def test_a_query_ranks_the_images_through_v1_embeddings(page, server, tiny_clip_bundle, photo):
+def test_a_query_ranks_the_images_through_rank(page, server, tiny_clip_bundle, photo, coffee_photo):
+    """Two photos and a query: the page shows /rank's order, each image's cosine (the same
+    as /v1/embeddings' embeddings give) and its probability under the model's scoring as the bar."""
     from playwright.sync_api import expect
 
-    image = "data:image/jpeg;base64," + base64.b64encode(PHOTO.read_bytes()).decode()
-    answer = httpx.post(
-        f"{server}/v1/embeddings", headers={"authorization": f"Bearer {KEY}"},
-        json={"input": [{"text": "a photo of a cat"}, {"image": image}], "encoding_format": "float"},
+    uris = ["data:image/jpeg;base64," + base64.b64encode(p.read_bytes()).decode() for p in (photo, coffee_photo)]
+    auth = {"authorization": f"Bearer {KEY}"}
+    ranked = httpx.post(
+        f"{server}/rank", headers=auth, json={"query": {"text": "a photo of a cat"}, "candidates": {"images": uris}}
     ).json()
-    query, embedding = (item["embedding"] for item in answer["data"])
-    cosine = sum(q * v for q, v in zip(query, embedding))
+    answer = httpx.post(
+        f"{server}/v1/embeddings", headers=auth,
+        json={"input": [{"text": "a photo of a cat"}] + [{"image": u} for u in uris], "encoding_format": "float"},
+    ).json()
+    query, *images = (item["embedding"] for item in answer["data"])
+    for result in ranked["results"]:
+        assert abs(result["cosine"] - sum(q * v for q, v in zip(query, images[result["index"]]))) < 1e-4
     connect(page, Bundle.load(tiny_clip_bundle).manifest.name)
-    choose_photo(page, photo)
+    choose_photos(page, [photo, coffee_photo])
     page.get_by_label("Query (rank the images)").check()
     page.get_by_label("Query", exact=True).fill("a photo of a cat")
     page.get_by_role("button", name="Score").click()
-    expect(page.get_by_text("Top: image 1", exact=True)).to_be_visible()
-    expect(page.get_by_text(re.compile(r"POST /v1/embeddings, cosine"))).to_be_visible()
-    expect(page.get_by_text(f"{cosine:.3f}", exact=True)).to_be_visible()
-    assert abs(bar_fraction(page, "image 1") - max(0.0, cosine)) < 0.01
+    best = ranked["results"][0]
+    expect(page.get_by_text(f"Top: image {best['index'] + 1}", exact=True)).to_be_visible()
+    expect(page.get_by_text(re.compile(r"POST /rank, cosine · softmax"))).to_be_visible()
+    shown = [page.get_by_role("meter").nth(i).get_attribute("aria-label") for i in range(2)]
+    assert shown == [f"image {r['index'] + 1}" for r in ranked["results"]], "the bars are in /rank's order"
+    for result in ranked["results"]:
+        name = f"image {result['index'] + 1}"
+        expect(page.get_by_text(f"{result['cosine']:.3f} · {result['probability'] * 100:.1f}%", exact=True)).to_be_visible()
+        assert abs(bar_fraction(page, name) - result["probability"]) < 0.01
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "page-query.png"), full_page=True)
 

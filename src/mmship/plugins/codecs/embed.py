@@ -3,7 +3,9 @@
 ``POST /embed`` ``{"images": [base64 | data URI], "texts": [...], "normalize": true}``
 -> ``{"model", "dim", "image_embeds", "text_embeds", "embeds", "truncated"}``;
 ``POST /classify`` ``{"image": base64 | data URI, "labels": [...], "template": "a photo of a {}"}``
--> ``{"model", "labels", "probs", "top", "truncated"}``.
+-> ``{"model", "labels", "probs", "top", "scoring", "truncated"}``; with ``"images": [...]``
+instead of ``image``, ``{"model", "labels", "scoring", "results": [{"probs", "top"}, ...],
+"truncated"}``; ``"templates": [...]`` instead of ``template`` is a prompt ensemble.
 
 Two codecs, :class:`EmbedCodec` (operation ``embed``) and :class:`ClassifyCodec`
 (operation ``classify``), each with the client side (``encode_*_request``,
@@ -24,16 +26,20 @@ from mmship.core.codec import Codec, Operation
 from mmship.core.errors import InputSpecError, MmshipError
 from mmship.core.payload import (
     DEFAULT_TEMPLATE,
+    OPTION_IMAGE_LIST,
     OPTION_LABELS,
     OPTION_NORMALIZE,
     OPTION_TEMPLATE,
+    OPTION_TEMPLATES,
     ClassifyResult,
     DecodedRequest,
     EmbedResult,
     EncodedRequest,
     EncodedResponse,
+    ImageScores,
     PayloadInputs,
     check_template,
+    check_templates,
 )
 from mmship.payload.binary import parse_json
 from mmship.payload.images import (
@@ -42,10 +48,13 @@ from mmship.payload.images import (
     encode_image_text,
 )
 from mmship.plugins.codecs.embed_schemas import (
+    ClassifyAnswer,
+    ClassifyImagesResponse,
     ClassifyRequest,
     ClassifyResponse,
     EmbedRequest,
     EmbedResponse,
+    ImageResult,
     openapi_fields,
     read_json_body,
 )
@@ -80,13 +89,28 @@ def encode_embed_request(inputs: PayloadInputs) -> EncodedRequest:
     return EncodedRequest("POST", "/embed", json.dumps(doc).encode("utf-8"), dict(_JSON))
 
 
-def encode_classify_request(image: bytes, labels: Sequence[str], template: str = DEFAULT_TEMPLATE) -> EncodedRequest:
-    """``POST /classify`` for one encoded image and its candidate labels."""
+def encode_classify_request(
+    image: bytes | Sequence[bytes], labels: Sequence[str], template: str = DEFAULT_TEMPLATE,
+    *, templates: Sequence[str] | None = None,
+) -> EncodedRequest:
+    """``POST /classify`` for one encoded image (``image``), or a list of them (``images``:
+    one result each), and the candidate labels; ``templates`` (a prompt ensemble) replaces
+    ``template``."""
     labels = [str(label) for label in labels]
     if not labels:
         raise InputSpecError("classification needs at least one label", hint="pass labels, e.g. cat,dog,car")
-    check_template(template)
-    doc = {"image": encode_image_text(check_encoded_image(bytes(image), "image")), "labels": labels, "template": template}
+    doc: dict[str, Any] = {}
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        doc["image"] = encode_image_text(check_encoded_image(bytes(image), "image"))
+    else:
+        if not image:
+            raise InputSpecError("classification needs at least one image", hint="pass an image or a list of images")
+        doc["images"] = [encode_image_text(check_encoded_image(bytes(b), f"image {i}")) for i, b in enumerate(image)]
+    doc["labels"] = labels
+    if templates is not None:
+        doc["templates"] = list(check_templates(list(templates)))
+    else:
+        doc["template"] = check_template(template)
     return EncodedRequest("POST", "/classify", json.dumps(doc).encode("utf-8"), dict(_JSON))
 
 
@@ -130,17 +154,33 @@ def decode_embed_response(body: bytes, headers: Mapping[str, str] | None = None)
 
 
 def decode_classify_response(body: bytes, headers: Mapping[str, str] | None = None) -> ClassifyResult:
-    """The probabilities of a ``/classify`` response."""
+    """The probabilities of a ``/classify`` response (one image, or ``results`` per image)."""
     doc = _document(body, "/classify")
     labels = [str(label) for label in doc.get("labels") or []]
-    probs = [float(p) for p in doc.get("probs") or []]
-    if len(labels) != len(probs):
-        raise MmshipError(f"malformed /classify response: {len(labels)} labels but {len(probs)} probabilities")
-    top = doc.get("top") or (labels[int(np.argmax(probs))] if probs else "")
+    if isinstance(doc.get("results"), list):
+        results = [_image_scores(item, labels, index) for index, item in enumerate(doc["results"])]
+    else:
+        results = [_image_scores(doc, labels, None)]
+    if not results:
+        raise MmshipError("malformed /classify response: no results")
     return ClassifyResult(
-        model=str(doc.get("model", "")), labels=labels, probs=probs, top=str(top),
-        truncated=[bool(t) for t in doc.get("truncated") or []], scoring=doc.get("scoring"),
+        model=str(doc.get("model", "")), labels=labels, probs=results[0].probs, top=results[0].top,
+        truncated=[bool(t) for t in doc.get("truncated") or []], scoring=doc.get("scoring"), results=results,
     )
+
+
+def _image_scores(item: Any, labels: list[str], index: int | None) -> ImageScores:
+    where = "" if index is None else f" results[{index}]"
+    if not isinstance(item, dict):
+        raise MmshipError(f"malformed /classify response:{where} is a JSON {type(item).__name__}")
+    try:
+        probs = [float(p) for p in item.get("probs") or []]
+    except (TypeError, ValueError):
+        raise MmshipError(f"malformed /classify response:{where} probs are not numbers") from None
+    if len(labels) != len(probs):
+        raise MmshipError(f"malformed /classify response:{where} {len(labels)} labels but {len(probs)} probabilities")
+    top = item.get("top") or (labels[int(np.argmax(probs))] if probs else "")
+    return ImageScores(probs=probs, top=str(top))
 
 
 # --- server side ------------------------------------------------------------------
@@ -181,16 +221,36 @@ def encode_embed_response(answer: EmbedResult) -> EncodedResponse:
 
 
 def decode_classify_request(body: bytes, headers: Mapping[str, str]) -> DecodedRequest:
-    """A ``POST /classify`` body: the image's bytes, ``options["labels"]`` and
-    ``options["template"]``."""
+    """A ``POST /classify`` body: the images' bytes (``image``, or ``images`` with
+    ``options["image_list"]``), ``options["labels"]`` and ``options["template"]`` or
+    ``options["templates"]``."""
     request = read_json_body(body, headers, ClassifyRequest)
-    image = decode_image_text(request.image, "image")
-    options = {OPTION_LABELS: list(request.labels), OPTION_TEMPLATE: request.template}
-    return DecodedRequest(inputs=PayloadInputs(images=[image], options=options))
+    if (request.image is None) == (request.images is None):
+        got = "both" if request.image is not None else "neither"
+        raise InputSpecError(
+            f"/classify takes either 'image' (one image) or 'images' (a list of images), got {got}",
+            hint='send "image": "<base64>" for one image, or "images": ["<base64>", ...] for one result per image',
+        )
+    if request.images is not None:
+        images = [decode_image_text(value, f"images[{i}]") for i, value in enumerate(request.images)]
+    else:
+        images = [decode_image_text(request.image, "image")]
+    options = {
+        OPTION_LABELS: list(request.labels), OPTION_TEMPLATE: request.template, OPTION_TEMPLATES: request.templates,
+        OPTION_IMAGE_LIST: request.images is not None,
+    }
+    return DecodedRequest(inputs=PayloadInputs(images=images, options=options))
 
 
-def encode_classify_response(answer: ClassifyResult) -> EncodedResponse:
-    """The ``/classify`` response body for ``answer``."""
+def encode_classify_response(answer: ClassifyResult, request: DecodedRequest | None = None) -> EncodedResponse:
+    """The ``/classify`` response body for ``answer``: one image's shape, or one result per
+    image when the request sent ``images``."""
+    if request is not None and request.inputs.options.get(OPTION_IMAGE_LIST):
+        results = answer.results or [ImageScores(answer.probs, answer.top)]
+        return _json_response(ClassifyImagesResponse(
+            model=answer.model, labels=answer.labels, scoring=answer.scoring,
+            results=[ImageResult(probs=r.probs, top=r.top) for r in results], truncated=answer.truncated,
+        ))
     return _json_response(ClassifyResponse(
         model=answer.model, labels=answer.labels, probs=answer.probs, top=answer.top, scoring=answer.scoring,
         truncated=answer.truncated,
@@ -227,21 +287,28 @@ class EmbedCodec(Codec[EmbedResult]):
 
 
 class ClassifyCodec(Codec[ClassifyResult]):
-    """``POST /classify``: zero-shot classification of one image, plain JSON."""
+    """``POST /classify``: zero-shot classification of images, plain JSON."""
 
     name = "classify"
-    description = "POST /classify: zero-shot classification of one image, plain JSON"
+    description = "POST /classify: zero-shot classification of images (prompt ensembles too), plain JSON"
     operation: ClassVar[Operation] = "classify"
     routes = ("/classify",)
-    openapi: ClassVar[Mapping[str, Any]] = openapi_fields(ClassifyRequest, ClassifyResponse)
+    openapi: ClassVar[Mapping[str, Any]] = openapi_fields(ClassifyRequest, ClassifyAnswer)
 
     def encode_request(self, inputs: PayloadInputs, protocol: str) -> EncodedRequest:
-        """The first and only image of ``inputs``, with ``options["labels"]`` and
-        ``options["template"]`` (see :func:`encode_classify_request`)."""
-        if len(inputs.images) != 1:
-            raise InputSpecError(f"/classify takes exactly one image, got {len(inputs.images)}", hint="send one image per call")
+        """The images of ``inputs`` (as ``image`` when there is one and
+        ``options["image_list"]`` is not set), with ``options["labels"]`` and
+        ``options["template"]`` or ``options["templates"]`` (see :func:`encode_classify_request`)."""
+        options = inputs.options
+        if not inputs.images:
+            raise InputSpecError("/classify needs at least one image, got none", hint="send an image")
+        images: bytes | list[bytes] = (
+            list(inputs.images) if options.get(OPTION_IMAGE_LIST) or len(inputs.images) != 1 else inputs.images[0]
+        )
         return encode_classify_request(
-            inputs.images[0], inputs.options.get(OPTION_LABELS) or [], inputs.options.get(OPTION_TEMPLATE, DEFAULT_TEMPLATE)
+            images, options.get(OPTION_LABELS) or [],
+            DEFAULT_TEMPLATE if options.get(OPTION_TEMPLATE) is None else options[OPTION_TEMPLATE],
+            templates=options.get(OPTION_TEMPLATES),
         )
 
     def decode_response(self, body: bytes, headers: Mapping[str, str]) -> ClassifyResult:
@@ -254,7 +321,7 @@ class ClassifyCodec(Codec[ClassifyResult]):
 
     def encode_response(self, answer: ClassifyResult, request: DecodedRequest) -> EncodedResponse:
         """See :func:`encode_classify_response`."""
-        return encode_classify_response(answer)
+        return encode_classify_response(answer, request)
 
 
 @hookimpl

@@ -1,4 +1,4 @@
-"""Request and response bodies of the people-facing routes (``/embed``, ``/classify``),
+"""Request and response bodies of the people-facing routes (``/embed``, ``/classify``, ``/rank``),
 and reading a JSON body the way FastAPI reads one (same rules, same 400 messages)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from mmship.core.errors import InputSpecError
 from mmship.payload.binary import refuse_json_constant
@@ -35,12 +35,18 @@ class EmbedResponse(BaseModel):
 
 
 class ClassifyRequest(BaseModel):
-    """Zero-shot classification of one image against labels."""
+    """Zero-shot classification of one image (``image``) or several (``images``) against
+    labels, each put into one template or into several (a prompt ensemble)."""
 
     model_config = ConfigDict(extra="forbid")
-    image: str = Field(description="base64 or data-URI encoded JPEG/PNG/WebP")
+    image: str | None = Field(None, description="one image: base64 or data-URI encoded JPEG/PNG/WebP")
+    images: list[str] | None = Field(None, min_length=1, description="several images (instead of image): one result each")
     labels: list[str] = Field(min_length=1)
-    template: str = "a photo of a {}"
+    template: str | None = Field(None, description='exactly one "{}" where the label goes (default "a photo of a {}")')
+    templates: list[str] | None = Field(
+        None, min_length=1,
+        description="a prompt ensemble (instead of template): each label's prompt embeddings averaged, as in CLIP's paper",
+    )
 
 
 class ClassifyResponse(BaseModel):
@@ -53,15 +59,57 @@ class ClassifyResponse(BaseModel):
     scoring: Literal["softmax", "sigmoid"] = Field(
         description="softmax: probs sum to 1 over the labels (CLIP); sigmoid: each label's own probability (SigLIP)"
     )
-    truncated: list[bool] = Field(default_factory=list)
+    truncated: list[bool] = Field(default_factory=list, description="per label: a prompt was cut to the model's context")
+
+
+class ImageResult(BaseModel):
+    """One image's probability per label (the labels are the response's)."""
+
+    probs: list[float]
+    top: str
+
+
+class ClassifyImagesResponse(BaseModel):
+    """The answer to ``images``: one result per image, in the order sent."""
+
+    model: str
+    labels: list[str]
+    scoring: Literal["softmax", "sigmoid"]
+    results: list[ImageResult]
+    truncated: list[bool] = Field(default_factory=list, description="per label: a prompt was cut to the model's context")
+
+
+class ClassifyAnswer(RootModel[ClassifyResponse | ClassifyImagesResponse]):
+    """``image`` is answered with :class:`ClassifyResponse`, ``images`` with :class:`ClassifyImagesResponse`."""
 
 
 def openapi_fields(request: type[BaseModel], response: type[BaseModel]) -> dict[str, object]:
-    """OpenAPI request body and 200 response of a route taking and giving these bodies."""
+    """OpenAPI request body and 200 response of a route taking and giving these bodies
+    (nested models written in place: a ``#/$defs/...`` reference would point nowhere in
+    the OpenAPI document)."""
     return {
-        "requestBody": {"required": True, "content": {"application/json": {"schema": request.model_json_schema()}}},
-        "responses": {"200": {"description": "Successful Response", "content": {"application/json": {"schema": response.model_json_schema()}}}},
+        "requestBody": {"required": True, "content": {"application/json": {"schema": self_contained_schema(request)}}},
+        "responses": {"200": {"description": "Successful Response", "content": {"application/json": {"schema": self_contained_schema(response)}}}},
     }
+
+
+def self_contained_schema(model: type[BaseModel]) -> dict[str, object]:
+    """``model``'s JSON schema with every ``$ref`` to its ``$defs`` replaced by the definition."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: object) -> object:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                rest = {k: inline(v) for k, v in node.items() if k != "$ref"}
+                return {**inline(definitions[ref.removeprefix("#/$defs/")]), **rest}
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return inline(schema)  # type: ignore[return-value]
 
 
 def _invalid(parts: list[str]) -> InputSpecError:

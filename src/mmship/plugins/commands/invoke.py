@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -12,6 +13,7 @@ import typer
 from mmship import hookimpl
 from mmship.core.cli.console import console, table
 from mmship.core.errors import MmshipError
+from mmship.core.payload import DEFAULT_TEMPLATE
 from mmship.core.specs import ScoringSpec
 from mmship.scoring import Scorer, cosine_matrix
 
@@ -86,6 +88,32 @@ def _print_outputs(outputs: dict[str, np.ndarray], title: str) -> None:
     console.print(table(title, ["output", "shape", "dtype"], rows))
 
 
+def _rank(client: object, images: list[Path], texts: list[str], top_k: int | None, as_json: bool) -> None:
+    """``--rank``: the texts for one image, or the images for one text, best first."""
+    if len(images) == 1 and texts:
+        result = client.rank(image=images[0], texts=texts, top_k=top_k)  # type: ignore[attr-defined]
+        names = texts
+    elif len(texts) == 1 and images:
+        result = client.rank(text=texts[0], images=images, top_k=top_k)  # type: ignore[attr-defined]
+        names = [p.name for p in images]
+    else:
+        raise MmshipError(
+            f"--rank ranks several texts for one image, or several images for one text; got {len(images)} image(s) "
+            f"and {len(texts)} text(s)",
+            hint="pass one --image and several --text, or one --text and several --image",
+        )
+    rows = [{"candidate": names[r.index], "index": r.index, "cosine": r.cosine, result.scoring: r.probability} for r in result.results]
+    if as_json:
+        print(json.dumps({"model": result.model, "query": result.query, "scoring": result.scoring, "results": rows}))
+        return
+    query = images[0].name if result.query == "image" else texts[0]
+    cells = [[str(n), str(row["candidate"]), f"{row['cosine']:.4f}", f"{row[result.scoring]:.4f}"] for n, row in enumerate(rows, 1)]
+    console.print(table(
+        f"{query}: {len(rows)} of {result.candidates} ranked ({result.model}, {result.scoring})",
+        ["rank", "text" if result.query == "image" else "image", "cosine", result.scoring], cells,
+    ))
+
+
 @hookimpl
 def mmship_register_commands(app: typer.Typer) -> None:
     """Add the ``invoke`` command to ``app``."""
@@ -105,11 +133,18 @@ def mmship_register_commands(app: typer.Typer) -> None:
         model: str | None = typer.Option(None, "--model", "-m", help="Model name for v2 (default: asked from the server)."),
         api_key: str | None = typer.Option(None, "--api-key", envvar="MMSHIP_API_KEY", show_envvar=True, help="Bearer API key."),
         labels: str | None = typer.Option(None, "--labels", help="Zero-shot classify each image against these comma-separated labels."),
-        template: str = typer.Option("a photo of a {}", "--template", help="Prompt template for --labels."),
+        template: list[str] = typer.Option(
+            [], "--template", help="Prompt template for --labels (default 'a photo of a {}'); repeat for a prompt ensemble."
+        ),
+        rank: bool = typer.Option(
+            False, "--rank", help="Rank the --text candidates for one --image, or the --image candidates for one --text (POST /rank)."
+        ),
+        top_k: int | None = typer.Option(None, "--top-k", min=1, help="With --rank: show the best K (default: all)."),
         timeout: float = typer.Option(30.0, "--timeout", help="Seconds per request."),
         as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
     ) -> None:
-        """Send images and texts to a served model; print similarities, classes or embedding shapes.
+        """Send images and texts to a served model; print similarities, classes (--labels), a ranking
+        (--rank) or embedding shapes.
 
         URL may also be ``SCHEME://ID``: a deployment on the deploy target that declares
         the scheme (``friendli://ENDPOINT_ID``, a FriendliAI endpoint, with the token from
@@ -127,11 +162,23 @@ def mmship_register_commands(app: typer.Typer) -> None:
             raise MmshipError("nothing to send", hint="pass --image PATH and/or --text TEXT")
         names = [p.name for p in image]
         with Client(url, api_key=api_key, timeout=timeout, model=model) as client:
+            if rank:
+                _rank(client, image, text, top_k, as_json)
+                return
             if labels is not None:
                 label_list = [part.strip() for part in labels.split(",") if part.strip()]
                 if not image:
                     raise MmshipError("--labels classifies images, and no --image was given", hint="pass --image PATH")
-                results = {name: client.classify(path, label_list, template) for name, path in zip(names, image, strict=True)}
+                ensemble = template if len(template) > 1 else None
+                one = template[0] if template else DEFAULT_TEMPLATE
+                answer = (  # one image goes as "image": servers from before "images" answer it too
+                    client.classify(image[0], label_list, one, templates=ensemble) if len(image) == 1
+                    else client.classify_many(list(image), label_list, one, templates=ensemble)
+                )
+                results = {
+                    name: dataclasses.replace(answer, probs=scores.probs, top=scores.top, results=[scores])
+                    for name, scores in zip(names, answer.results, strict=True)
+                }
                 if as_json:
                     print(json.dumps({n: dict(zip(r.labels, r.probs, strict=True)) | {"top": r.top} for n, r in results.items()}))
                     return

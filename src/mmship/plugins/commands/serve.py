@@ -33,6 +33,10 @@ def _add_serve(app: typer.Typer) -> None:
         max_request_pixels: int = typer.Option(100_000_000, "--max-request-pixels", help="Pixels of all images of one request."),
         max_aspect_ratio: float = typer.Option(100.0, "--max-aspect-ratio", help="Longest over shortest side of an image."),
         max_text_chars: int = typer.Option(100_000, "--max-text-chars", help="Characters of all texts of one request."),
+        label_cache_size: int = typer.Option(
+            10_000, "--label-cache-size", help="Label embeddings /classify and /rank keep between requests (0: no cache)."
+        ),
+        label_cache_mb: float = typer.Option(64.0, "--label-cache-mb", help="Memory the label-embedding cache may use."),
         threads: int | None = typer.Option(None, "--threads", help="onnxruntime threads per session (default: all cores)."),
         accelerator: str | None = typer.Option(None, "--accelerator", help="cpu, cuda or tensorrt (default: the bundle's when present, else cpu)."),
         api_key: str | None = typer.Option(None, "--api-key", envvar="MMSHIP_API_KEY", help="Require 'Authorization: Bearer KEY'.", show_envvar=True),
@@ -47,8 +51,8 @@ def _add_serve(app: typer.Typer) -> None:
         url_fetch_max_mb: float = typer.Option(10.0, "--url-fetch-max-mb", help="Largest image file fetched from a URL."),
         url_fetch_timeout: float = typer.Option(10.0, "--url-fetch-timeout", help="Seconds for one URL fetch, redirects included."),
     ) -> None:
-        """Serve a bundle over HTTP: Open Inference Protocol v2, /embed, /classify, OpenAI's /v1/embeddings,
-        /metrics, and a page to try the model at /."""
+        """Serve a bundle over HTTP: Open Inference Protocol v2, /embed, /classify, /rank, OpenAI's
+        /v1/embeddings, /metrics, and a page to try the model at /."""
         from pydantic import ValidationError
 
         from mmship.core.cli.console import console
@@ -65,6 +69,7 @@ def _add_serve(app: typer.Typer) -> None:
                 max_queue_rows=max_queue, request_timeout_s=timeout, max_body_bytes=int(max_body_mb * 1024 * 1024),
                 max_items_per_request=max_items, max_image_pixels=max_image_pixels, max_request_pixels=max_request_pixels,
                 max_aspect_ratio=max_aspect_ratio, max_request_text_chars=max_text_chars,
+                label_cache_entries=label_cache_size, label_cache_bytes=int(label_cache_mb * 1024 * 1024),
                 threads=threads, accelerator=accelerator, api_key=api_key, insecure=insecure,
                 memory_log=str(memory_log_file) if memory_log else None, memory_log_interval_s=memory_log or 5.0,
                 url_fetch=url_fetch,
