@@ -20,16 +20,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 
+# The real CLIP BPE vocabulary ships inside the open-clip-torch wheel. Installing that wheel
+# would pull torchvision and a CUDA build of torch, so it is only downloaded (no deps) to
+# where mmship.testing.tokenizers looks for it: $(VENV)/share/mmship/wheels. `make serve
+# MODEL=random` uses it for the stand-in model's tokenizer when the download worked.
+OPEN_CLIP ?= open-clip-torch==3.3.0
+
 # Installs are stamped so a second run is instant; pyproject changes reinstall.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e .
+	-$(BIN)/python -m pip download --quiet --no-deps --dest $(VENV)/share/mmship/wheels "$(OPEN_CLIP)"
 	touch $@
-
-# The real CLIP BPE vocabulary ships inside the open-clip-torch wheel. Installing that wheel
-# would pull torchvision and a CUDA build of torch, so it is only downloaded (no deps) to
-# where mmship.testing.tokenizers looks for it: $(VENV)/share/mmship/wheels.
-OPEN_CLIP ?= open-clip-torch==3.3.0
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet torch==2.13.0

@@ -30,8 +30,10 @@ def main() -> int:
 
         folder = Path("models/random-clip-vit-base-patch32")
         if not (folder / "config.json").exists():
-            print(f"making a random-weight CLIP ViT-B/32 in {folder} (offline stand-in)")
-            make_random_clip(folder)
+            real = _real_tokenizer_available()
+            kind = "the real 49408-token CLIP tokenizer" if real else "a small stand-in tokenizer (no CLIP BPE file found)"
+            print(f"making a random-weight CLIP ViT-B/32 in {folder} with {kind}")
+            make_random_clip(folder, real_tokenizer=real)
         model = str(folder)
 
     bundle = Path(args.bundle or f"bundles/{Path(model.rstrip('/')).name}-{args.precision}")
@@ -49,6 +51,18 @@ def main() -> int:
     else:
         print(f"using the existing bundle {bundle} (delete it to rebuild)")
     return mmship(["serve", str(bundle), "--precision", args.precision, "--host", args.host, "--port", str(args.port)])
+
+
+def _real_tokenizer_available() -> bool:
+    """True when the CLIP BPE vocabulary (the open-clip-torch wheel `make install`
+    downloads) is on this machine."""
+    from mmship.testing.tokenizers import ClipVocabularyError, read_clip_bpe
+
+    try:
+        read_clip_bpe()
+    except ClipVocabularyError:
+        return False
+    return True
 
 
 if __name__ == "__main__":
