@@ -10,14 +10,22 @@ shipped cat photo) or one caption per ``POST /embed`` with ``"model"`` set:
     throughput of doing both workloads in turn is the harmonic mean of the two;
   * together: a and b loaded at once for DURATION seconds (items/s of both summed).
 
+Besides items/s, the server process's CPU time per item (user + system, ms) is measured:
+on a machine shared with other work, items/s depend on the share of the cores the server
+gets (more busy threads get a larger share), while CPU time per item shows what running
+together costs in work: oversubscribed threads, context switches and cache misses show up
+there, the load of other processes does not.
+
 The ratio together / one after the other must stay >= 1 (the deliverable: two models on
 the cores are not slower together than in turn). Measured for each ``--run-slots``
 setting (graph runs at once across the models: 1 = the default with several models,
-0 = no gate, every engine's threads on every core at once).
+0 = no gate, every engine's threads on every core at once), one server per setting, all
+up at once and measured in interleaved rounds (medians over ``--rounds``), so load that
+other processes put on the machine falls on every setting alike.
 
 Usage:
 
-    python benchmarks/multi_model.py [--work .bench] [--duration 6] [--concurrency 8] [--slots 1,0]
+    python benchmarks/multi_model.py [--work .bench] [--duration 5] [--concurrency 8] [--slots 1,0] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -25,12 +33,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 from mmship.bench.loadgen import default_image
 from mmship.core.pipeline import BuildRequest, build
@@ -71,20 +82,47 @@ async def load(url: str, bodies: dict[str, bytes], concurrency: int, duration: f
     return done
 
 
+def server_process(url: str) -> psutil.Process:
+    """The child process serving ``url`` (by its --port)."""
+    port = url.rsplit(":", 1)[1]
+    for child in psutil.Process().children(recursive=True):
+        cmdline = child.cmdline()
+        if "--port" in cmdline and cmdline[cmdline.index("--port") + 1] == port:
+            return child
+    raise SystemExit(f"no server process for {url}")
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
 def measure(url: str, item: dict, concurrency: int, duration: float) -> dict[str, float]:
-    """items/s: a alone, b alone, one after the other (harmonic mean), together."""
+    """items/s (a alone, b alone, together) and the server's CPU ms per item."""
+    process = server_process(url)
     bodies = {name: json.dumps({**item, "model": name}).encode() for name in ("a", "b")}
-    asyncio.run(load(url, bodies, concurrency, 2.0))  # warm: both models, every batch size
-    alone = {name: asyncio.run(load(url, {name: bodies[name]}, concurrency, duration))[name] / duration for name in bodies}
-    together = sum(asyncio.run(load(url, bodies, concurrency, duration)).values()) / duration
-    in_turn = 2 / (1 / alone["a"] + 1 / alone["b"])
-    return {"a alone": alone["a"], "b alone": alone["b"], "in turn": in_turn, "together": together}
+    result: dict[str, float] = {}
+    for key, chosen in (("a alone", ["a"]), ("b alone", ["b"]), ("together", ["a", "b"])):
+        cpu = cpu_seconds(process)
+        items = sum(asyncio.run(load(url, {n: bodies[n] for n in chosen}, concurrency, duration)).values())
+        result[key] = items / duration
+        result[f"cpu ms/item {key}"] = 1000 * (cpu_seconds(process) - cpu) / max(items, 1)
+    return result
+
+
+def summary(rounds: list[dict[str, float]]) -> dict[str, float]:
+    """Medians over the rounds; one after the other = the harmonic mean of the two alone."""
+    result = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+    result["in turn"] = 2 / (1 / result["a alone"] + 1 / result["b alone"])
+    result["cpu ms/item in turn"] = (result["cpu ms/item a alone"] + result["cpu ms/item b alone"]) / 2
+    return result
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path(".bench"))
-    parser.add_argument("--duration", type=float, default=6.0)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--slots", default="1,0", help="--run-slots values to measure (comma-separated)")
     parser.add_argument("--modalities", default="image,text")
@@ -92,22 +130,36 @@ def main() -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     bundle = prepare(args.work)
     items = {"image": {"images": [base64.b64encode(default_image()).decode()]}, "text": {"texts": [CAPTION]}}
-    rows = []
-    for slots in args.slots.split(","):
-        extra = ["--precision", "int8", "--run-slots", slots]
-        print(f"mmship serve a={bundle} b={bundle} {' '.join(extra)}", flush=True)
-        with served_bundle([f"a={bundle}", f"b={bundle}"], extra) as url:
-            for modality in args.modalities.split(","):
-                result = measure(url, items[modality], args.concurrency, args.duration)
-                rows.append((slots, modality, result))
-                print(f"    {modality}: " + ", ".join(f"{k} {v:.1f}/s" for k, v in result.items()), flush=True)
-    print(f"\n{args.concurrency} clients per model, {args.duration:g} s per measurement, items/s\n")
-    print("| --run-slots | modality | a alone | b alone | one after the other | together | together / in turn |")
-    print("|---|---|---|---|---|---|---|")
+    slots_list = args.slots.split(",")
+    modalities = args.modalities.split(",")
+    seen: dict[tuple[str, str], list[dict[str, float]]] = {(s, m): [] for s in slots_list for m in modalities}
+    with contextlib.ExitStack() as stack:
+        urls = {}
+        for slots in slots_list:
+            extra = ["--precision", "int8", "--run-slots", slots]
+            print(f"mmship serve a={bundle} b={bundle} {' '.join(extra)}", flush=True)
+            urls[slots] = stack.enter_context(served_bundle([f"a={bundle}", f"b={bundle}"], extra))
+        for slots, url in urls.items():  # warm: both models, every batch size
+            for modality in modalities:
+                item = items[modality]
+                asyncio.run(load(url, {n: json.dumps({**item, "model": n}).encode() for n in ("a", "b")}, args.concurrency, 2.0))
+        for round_ in range(args.rounds):
+            for modality in modalities:
+                for slots in slots_list:
+                    result = measure(urls[slots], items[modality], args.concurrency, args.duration)
+                    seen[(slots, modality)].append(result)
+                    print(f"    round {round_ + 1} --run-slots {slots} {modality}: "
+                          + ", ".join(f"{k} {v:.1f}" for k, v in result.items()), flush=True)
+    rows = [(slots, modality, summary(seen[(slots, modality)])) for slots in slots_list for modality in modalities]
+    print(f"\n{args.concurrency} clients per model, {args.duration:g} s per measurement, medians of {args.rounds} rounds, items/s\n")
+    print("| --run-slots | modality | a alone | b alone | one after the other | together | together / in turn "
+          "| CPU ms/item in turn | CPU ms/item together | in turn / together (CPU) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for slots, modality, r in rows:
         print(
             f"| {slots} | {modality} | {r['a alone']:.1f} | {r['b alone']:.1f} | {r['in turn']:.1f} | "
-            f"{r['together']:.1f} | {r['together'] / r['in turn']:.2f} |"
+            f"{r['together']:.1f} | {r['together'] / r['in turn']:.2f} | {r['cpu ms/item in turn']:.1f} | "
+            f"{r['cpu ms/item together']:.1f} | {r['cpu ms/item in turn'] / r['cpu ms/item together']:.2f} |"
         )
     return 0
 

@@ -101,7 +101,7 @@ def mmship_register_commands(app: typer.Typer) -> None:
 
     def deploy(
         bundles: list[Path] = typer.Argument(
-            ..., metavar="BUNDLE...",
+            ..., metavar="BUNDLE",
             help="A bundle folder written by `mmship build`; several for targets that serve them together (local, ray).",
         ),
         target: str | None = typer.Option(None, "--target", "-t", help="Target name (default: target.name in --config)."),

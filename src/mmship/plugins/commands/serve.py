@@ -25,7 +25,7 @@ def _add_serve(app: typer.Typer) -> None:
     @app.command("serve")
     def serve(
         bundles: list[str] = typer.Argument(
-            ..., metavar="BUNDLE...",
+            ..., metavar="BUNDLE",
             help="Bundle folders written by `mmship build`, as PATH or NAME=PATH (served as NAME), or a folder of "
             "bundles; several are served together, the first being the default model.",
         ),
