@@ -14,7 +14,13 @@ from mmship.core.bundle import Bundle
 from mmship.core.cli.app import main
 from mmship.core.errors import ConfigError, MmshipError
 from mmship.serving.engine import GraphRunner
-from mmship.serving.served_bundles import ServedBundle, load_bundles, parse_bundle_args, parse_precisions, run_gate
+from mmship.serving.served_bundles import (
+    ServedBundle,
+    load_bundles,
+    parse_bundle_args,
+    parse_precisions,
+    run_gate,
+)
 
 
 def fake_bundle(folder: Path) -> Path:

@@ -28,9 +28,9 @@ from mmship.core.payload import (
     fill_template,
 )
 from mmship.scoring import unit_rows
+from mmship.serving.embed_items import ItemEmbedder
 from mmship.serving.engine import Engine
 from mmship.serving.http_errors import install_error_handlers
-from mmship.serving.embed_items import ItemEmbedder
 from mmship.serving.label_cache import LabelEmbeddingCache
 from mmship.serving.label_embeddings import LabelEmbedder
 from mmship.serving.metrics import ServerMetrics
@@ -44,7 +44,6 @@ from mmship.serving.settings import ServerSettings
 from mmship.serving.v2_models import mount_v2_models, path_model
 from mmship.serving.zero_shot import ZeroShot
 from mmship.serving.zero_shot import check_items as check_request_items
-
 
 #: What :func:`create_app` serves: one engine (under its bundle's name), or (name, engine)
 #: pairs, the first being the default model of requests that name none.

@@ -10,7 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mmship.serving.served_bundles import ServedBundle, load_bundles, parse_bundle_args, run_gate
+from mmship.serving.served_bundles import (
+    ServedBundle,
+    load_bundles,
+    parse_bundle_args,
+    run_gate,
+)
 from mmship.serving.settings import ServerSettings
 
 #: Bundles to serve: one folder, or ``mmship serve`` arguments (``PATH``, ``NAME=PATH``,
