@@ -18,14 +18,14 @@ there, the load of other processes does not.
 
 The ratio together / one after the other must stay >= 1 (the deliverable: two models on
 the cores are not slower together than in turn). Measured for each ``--run-slots``
-setting (graph runs at once across the models: 1 = the default with several models,
-0 = no gate, every engine's threads on every core at once), one server per setting, all
+setting (graph runs at once across the models: 0 = no gate, the default, every engine's
+threads on every core at once; 1 = one graph run at a time), one server per setting, all
 up at once and measured in interleaved rounds (medians over ``--rounds``), so load that
 other processes put on the machine falls on every setting alike.
 
 Usage:
 
-    python benchmarks/multi_model.py [--work .bench] [--duration 5] [--concurrency 8] [--slots 1,0] [--rounds 2]
+    python benchmarks/multi_model.py [--work .bench] [--duration 5] [--concurrency 8] [--slots 0,1] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--slots", default="1,0", help="--run-slots values to measure (comma-separated)")
+    parser.add_argument("--slots", default="0,1", help="--run-slots values to measure (comma-separated)")
     parser.add_argument("--modalities", default="image,text")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)

@@ -140,9 +140,8 @@ class Client:
     :param api_key: sent as ``Authorization: Bearer <key>``.
     :param timeout: seconds per HTTP request.
     :param retries: how many times to retry a 503/429 answer or a connection error.
-    :param model: the model every call addresses: in the v2 path, and as ``model`` in the
-        body of ``/embed``, ``/classify`` and ``/rank`` (default: the server's first model,
-        asked from ``GET /v2`` for v2).
+    :param model: the model every call addresses: the v2 path, ``model`` in other bodies
+        (default: the server's first, for v2 asked from ``GET /v2``).
     :param max_retry_wait: the longest ``Retry-After`` honoured, in seconds.
     :param transport: an httpx transport (tests).
     """
@@ -248,14 +247,10 @@ class Client:
         """Send ``inputs`` in ``protocol`` and decode the answer with the same codec: the
         answer of the codec's operation (:class:`InferOutputs`, :class:`EmbedResult` or
         :class:`ClassifyResult`). When the codec's routes name the model, ``inputs.model``
-        defaults to :meth:`model_name`; otherwise to the client's ``model`` when one was
-        given (sent as the body's ``model``; none: the server's default model)."""
+        defaults to :meth:`model_name`, otherwise to the client's ``model`` if given."""
         codec = self.codec(protocol)
-        if inputs.model == PayloadInputs().model:
-            if codec.addresses_model():
-                inputs = dataclasses.replace(inputs, model=self.model_name())
-            elif self._model:
-                inputs = dataclasses.replace(inputs, model=self._model)
+        if inputs.model == PayloadInputs().model and (codec.addresses_model() or self._model):
+            inputs = dataclasses.replace(inputs, model=self.model_name())
         response = self.send(codec.encode_request(inputs, protocol))
         return codec.decode_response(response.content, response.headers)
 
@@ -277,8 +272,7 @@ class Client:
         return self._model
 
     def model_name(self) -> str:
-        """The model to address: the one given, else the one ``GET /v2`` names (the first
-        when it serves several: the server's default model)."""
+        """The model to address: the one given, else the (first) one ``GET /v2`` names."""
         if self._model:
             return self._model
         doc = self.server_metadata()
@@ -358,8 +352,6 @@ class Client:
             texts=[*([text] if text is not None else []), *_as_list(texts, (str,))],
             options={OPTION_QUERY: query, OPTION_TOP_K: top_k},
         )
-        if self._model:
-            inputs.model = self._model
         return self._answer(inputs, "rank", RankResult)
 
     def infer(

@@ -101,8 +101,8 @@ def test_serve_passes_every_bundle_name_and_precision(tiny_clip_bundle, monkeypa
 
 
 def test_the_run_gate_lets_one_graph_run_at_a_time():
-    assert run_gate(1, None) is None and run_gate(2, 0) is None
-    gate = run_gate(2, None)
+    assert run_gate(1, None) is None and run_gate(2, None) is None and run_gate(2, 0) is None
+    gate = run_gate(2, 1)
     running, most = [0], [0]
     lock = threading.Lock()
 

@@ -7,10 +7,13 @@ name order). Names are unique: two bundles with one name are refused with the fi
 ``--precision`` is ``fp32`` for every model, or ``NAME=fp32`` for one.
 
 Several models share the process's cores. Each engine's sessions get every core (a lone
-request runs as fast as with one model), and the graph runs of all models pass a shared
-gate: at most ``run_slots`` graph runs at a time in the process (default 1 with several
-models), so two models never run ``threads x 2`` busy threads on the same cores. The
-figures behind this choice are in ``benchmarks/README.md`` (``multi_model.py``).
+request runs as fast as with one model) and onnxruntime's spinning is off, so threads that
+wait give their core away; by default graph runs of different models overlap freely. A
+gate allowing at most ``run_slots`` graph runs at a time in the process is available
+(``--run-slots 1``: one at a time), but measured on 2 cores it made two models together
+slower, not faster (more CPU per item, text throughput below one-after-the-other), while
+no gate gave 1.4x the items/s of one after the other at 7% less CPU per item: the figures
+are in ``benchmarks/README.md`` (``multi_model.py``).
 """
 
 from __future__ import annotations
@@ -117,8 +120,12 @@ def load_bundles(served: list[ServedBundle]) -> list[tuple[str, Bundle]]:
     return loaded
 
 
+#: Graph runs at once across the models when ``--run-slots`` is not given (0: no gate).
+DEFAULT_RUN_SLOTS = 0
+
+
 def run_gate(models: int, run_slots: int | None) -> threading.BoundedSemaphore | None:
-    """The process-wide gate graph runs pass: ``run_slots`` at a time (``0``: no gate);
-    by default one at a time when several models are served, no gate for one."""
-    slots = (1 if models > 1 else 0) if run_slots is None else run_slots
-    return threading.BoundedSemaphore(slots) if slots > 0 else None
+    """The process-wide gate graph runs pass: ``run_slots`` at a time (``0`` or ``None``
+    with :data:`DEFAULT_RUN_SLOTS` of 0: no gate). ``models`` is how many share it."""
+    slots = DEFAULT_RUN_SLOTS if run_slots is None else run_slots
+    return threading.BoundedSemaphore(slots) if slots > 0 and models > 0 else None

@@ -179,3 +179,18 @@ def test_an_overloaded_slow_model_does_not_stall_the_other(tiny_clip_bundle, tin
             stop.set()
         assert 503 in codes, "the slow model's queue never filled"
         assert max(latencies) < 2.0, f"the other model waited {max(latencies):.2f} s"
+
+
+def test_the_client_addresses_the_model_it_is_given(server, names):
+    from mmship.client import Client
+
+    clip, siglip = names
+    with Client(server) as client:
+        assert client.model_name() == clip
+        assert client.embed(texts=["a cat"]).model == clip
+    with Client(server, model=siglip) as client:
+        assert client.embed(texts=["a cat"]).model == siglip
+        assert client.classify(base64.b64decode(CAT), ["cat", "dog"]).model == siglip
+        assert client.rank(text="a cat", images=[base64.b64decode(CAT)]).model == siglip
+        assert client.infer(texts=["a cat"])["text_embeds"].shape[0] == 1
+        assert client.metadata()["name"] == siglip

@@ -52,7 +52,7 @@ def _add_serve(app: typer.Typer) -> None:
         threads: int | None = typer.Option(None, "--threads", help="onnxruntime threads per session (default: all cores)."),
         run_slots: int | None = typer.Option(
             None, "--run-slots", min=0,
-            help="Graph runs at once across all models (0: no limit; default: 1 with several models, no limit with one).",
+            help="Graph runs at once across all models (default 0: no limit, measured fastest on 2 cores; 1: one at a time).",
         ),
         accelerator: str | None = typer.Option(None, "--accelerator", help="cpu, cuda or tensorrt (default: the bundle's when present, else cpu)."),
         api_key: str | None = typer.Option(None, "--api-key", envvar="MMSHIP_API_KEY", help="Require 'Authorization: Bearer KEY'.", show_envvar=True),
