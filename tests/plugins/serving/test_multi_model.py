@@ -194,3 +194,16 @@ def test_the_client_addresses_the_model_it_is_given(server, names):
         assert client.rank(text="a cat", images=[base64.b64decode(CAT)]).model == siglip
         assert client.infer(texts=["a cat"])["text_embeds"].shape[0] == 1
         assert client.metadata()["name"] == siglip
+
+
+def test_a_folder_of_bundles_serves_them_all(tiny_clip_bundle, tiny_siglip_bundle, names, tmp_path):
+    import shutil
+
+    shelf = tmp_path / "shelf"
+    shutil.copytree(tiny_siglip_bundle, shelf / "a-siglip")
+    shutil.copytree(tiny_clip_bundle, shelf / "b-clip")
+    (shelf / "notes").mkdir()
+    clip, siglip = names
+    with running_server([shelf]) as url:
+        assert httpx.get(f"{url}/v2").json()["models"] == [siglip, clip], "sub-folders in name order"
+        assert httpx.post(f"{url}/embed", json={"texts": ["a cat"]}).json()["model"] == siglip
