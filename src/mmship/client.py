@@ -140,7 +140,8 @@ class Client:
     :param api_key: sent as ``Authorization: Bearer <key>``.
     :param timeout: seconds per HTTP request.
     :param retries: how many times to retry a 503/429 answer or a connection error.
-    :param model: the model name for v2 requests (default: asked from ``GET /v2``).
+    :param model: the model every call addresses: the v2 path, ``model`` in other bodies
+        (default: the server's first, for v2 asked from ``GET /v2``).
     :param max_retry_wait: the longest ``Retry-After`` honoured, in seconds.
     :param transport: an httpx transport (tests).
     """
@@ -246,9 +247,9 @@ class Client:
         """Send ``inputs`` in ``protocol`` and decode the answer with the same codec: the
         answer of the codec's operation (:class:`InferOutputs`, :class:`EmbedResult` or
         :class:`ClassifyResult`). When the codec's routes name the model, ``inputs.model``
-        defaults to :meth:`model_name`."""
+        defaults to :meth:`model_name`, otherwise to the client's ``model`` if given."""
         codec = self.codec(protocol)
-        if codec.addresses_model() and inputs.model == PayloadInputs().model:
+        if inputs.model == PayloadInputs().model and (codec.addresses_model() or self._model):
             inputs = dataclasses.replace(inputs, model=self.model_name())
         response = self.send(codec.encode_request(inputs, protocol))
         return codec.decode_response(response.content, response.headers)
@@ -271,13 +272,13 @@ class Client:
         return self._model
 
     def model_name(self) -> str:
-        """The model to address: the one given, else the one ``GET /v2`` names."""
+        """The model to address: the one given, else the (first) one ``GET /v2`` names."""
         if self._model:
             return self._model
         doc = self.server_metadata()
         models = doc.get("models") if isinstance(doc, dict) else None
         name = doc.get("model") if isinstance(doc, dict) else None
-        if isinstance(models, list) and len(models) == 1:
+        if isinstance(models, list) and models:
             name = models[0].get("name") if isinstance(models[0], dict) else models[0]
         if not isinstance(name, str) or not name:
             raise MmshipError(
@@ -351,8 +352,6 @@ class Client:
             texts=[*([text] if text is not None else []), *_as_list(texts, (str,))],
             options={OPTION_QUERY: query, OPTION_TOP_K: top_k},
         )
-        if self._model:
-            inputs.model = self._model
         return self._answer(inputs, "rank", RankResult)
 
     def infer(

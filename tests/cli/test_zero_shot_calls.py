@@ -130,7 +130,7 @@ def test_serve_flags_size_the_label_cache(tiny_clip_bundle, monkeypatch, capsys)
 
     seen = {}
 
-    def capture(bundle, settings):
+    def capture(bundle, settings, *rest):
         seen["settings"] = settings
         raise MmshipError("captured")
 

@@ -127,9 +127,15 @@ class Target(ABC):
     url_schemes: ClassVar[tuple[str, ...]] = ()
     #: What :meth:`invoke` can send (``chat``, ``embeddings``); the first is the default.
     invoke_modes: ClassVar[tuple[str, ...]] = ()
+    #: Whether one deployment can serve several bundles (``mmship deploy B1 B2``): the
+    #: first is the ``bundle`` of :meth:`plan` and :meth:`deploy`, the others are in
+    #: :attr:`more_bundles`.
+    several_bundles: ClassVar[bool] = False
 
     def __init__(self, settings: BaseModel | None = None) -> None:
         self.settings: Any = settings if settings is not None else self.settings_model()
+        #: The bundles deployed beside the first (only for :attr:`several_bundles` targets).
+        self.more_bundles: list[Bundle] = []
 
     @classmethod
     def validate_settings(cls, settings: dict[str, Any]) -> BaseModel:

@@ -1,17 +1,21 @@
 """The FastAPI application: health, metadata and /metrics, the try-it page at ``/``, plus
 the routes of every registered payload codec (Open Inference Protocol v2, /embed,
 /classify, /rank, /v1/embeddings) answering the operations: infer, embed, classify and
-rank (:mod:`mmship.serving.zero_shot`), embed_items (:mod:`mmship.serving.embed_items`)."""
+rank (:mod:`mmship.serving.zero_shot`), embed_items (:mod:`mmship.serving.embed_items`).
+
+One app serves one model or several, each under its own name with its own service
+(:mod:`mmship.serving.models` resolves a request's ``model``; the v2 model routes are in
+:mod:`mmship.serving.v2_models`). A request naming no model gets the first one served."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import Union
 
 from fastapi import FastAPI, Response
-from fastapi.responses import JSONResponse
 
 from mmship import __version__
 from mmship.core.errors import InputSpecError
@@ -23,11 +27,10 @@ from mmship.core.payload import (
     PayloadInputs,
     fill_template,
 )
-from mmship.payload.datatypes import v2_datatype
 from mmship.scoring import unit_rows
-from mmship.serving.engine import Engine
-from mmship.serving.http_errors import HTTPProblem, install_error_handlers
 from mmship.serving.embed_items import ItemEmbedder
+from mmship.serving.engine import Engine
+from mmship.serving.http_errors import install_error_handlers
 from mmship.serving.label_cache import LabelEmbeddingCache
 from mmship.serving.label_embeddings import LabelEmbedder
 from mmship.serving.metrics import ServerMetrics
@@ -38,16 +41,34 @@ from mmship.serving.protocol_extras import mount_protocol_extras
 from mmship.serving.routes import mount_codecs
 from mmship.serving.service import ModelService
 from mmship.serving.settings import ServerSettings
+from mmship.serving.v2_models import mount_v2_models, path_model
 from mmship.serving.zero_shot import ZeroShot
 from mmship.serving.zero_shot import check_items as check_request_items
 
+#: What :func:`create_app` serves: one engine (under its bundle's name), or (name, engine)
+#: pairs, the first being the default model of requests that name none.
+Served = Union[Engine, Sequence[tuple[str, Engine]]]
 
-def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
-    """An app serving one bundle's model."""
+
+def served_pairs(served: Served) -> list[tuple[str, Engine]]:
+    """``served`` as (name, engine) pairs."""
+    if isinstance(served, Engine):
+        return [(served.bundle.manifest.name, served)]
+    return list(served)
+
+
+def create_app(served: Served, settings: ServerSettings) -> FastAPI:
+    """An app serving one bundle's model, or several under their names (each with its own
+    service: preprocessing, batchers, precision, queue bounds and metrics label)."""
     metrics = ServerMetrics()
-    service = ModelService(engine, settings, metrics)
+    services = []
+    for name, engine in served_pairs(served):
+        service = ModelService(engine, settings, metrics.for_model(name))  # type: ignore[arg-type]
+        service.name = name
+        services.append(service)
+    models = ServedModels(services)
+    service = models.default
     decode_pool = ThreadPoolExecutor(max_workers=settings.preprocess_workers, thread_name_prefix="mmship-decode")
-    models = ServedModels([service])
     embed_items = ItemEmbedder(models, settings)
     label_cache = LabelEmbeddingCache(settings.label_cache_entries, settings.label_cache_bytes, metrics.registry)
     zero_shot = ZeroShot(models, settings, LabelEmbedder(label_cache))
@@ -55,7 +76,15 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await service.start()
+        started = []
+        try:
+            for each in models.services():
+                await each.start()
+                started.append(each)
+        except BaseException:
+            for each in started:
+                await each.stop()
+            raise
         state["ready"] = True
         sampler = _memory_sampler(settings) if settings.memory_log else None
         try:
@@ -65,16 +94,20 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
             if sampler is not None:
                 sampler.cancel()
             embed_items.close()
-            await service.stop()
+            for each in models.services():
+                await each.stop()
             decode_pool.shutdown(wait=True)
 
+    names = models.names()
     app = FastAPI(
-        title=f"mmship: {service.name}",
+        title=f"mmship: {', '.join(names)}",
         version=__version__,
-        description="Open Inference Protocol v2 plus /embed and /classify for one multimodal model.",
+        description="Open Inference Protocol v2 plus /embed, /classify, /rank and /v1/embeddings for "
+        + ("one multimodal model." if len(names) == 1 else f"{len(names)} multimodal models (default: {names[0]})."),
         lifespan=lifespan,
     )
     app.state.service = service
+    app.state.models = models
     app.state.metrics = metrics
     app.state.label_cache = label_cache
     install_error_handlers(app)
@@ -82,51 +115,16 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
         GuardMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes,
         api_key=settings.api_key.get_secret_value() if settings.api_key else None,
     )
-
-    def model_or_404(name: str) -> None:
-        if name != service.name:
-            raise HTTPProblem(404, f"no model {name!r} here; this server serves {service.name!r}. Fix: use /v2/models/{service.name}")
+    mount_v2_models(app, models, state)
+    check_path_model = path_model(models)
 
     def check_items(count: int) -> None:
         check_request_items(count, settings)
 
-    # --- health and metadata ----------------------------------------------------------
-
-    @app.get("/v2", tags=["v2"])
-    async def server_metadata() -> dict:
-        return {"name": "mmship", "version": __version__, "extensions": ["binary_tensor_data"], "models": [service.name]}
-
-    @app.get("/v2/health/live", tags=["v2"])
-    async def live() -> dict:
-        return {"live": True}
-
-    @app.get("/v2/health/ready", tags=["v2"])
-    async def ready() -> JSONResponse:
-        return JSONResponse({"ready": state["ready"]}, status_code=200 if state["ready"] else 503)
-
-    @app.get("/v2/models/{name}", tags=["v2"])
-    @app.get("/v2/models/{name}/versions/{version}", tags=["v2"], include_in_schema=False)
-    async def model_metadata(name: str, version: str = "1") -> dict:
-        model_or_404(name)
-        outputs = [{"name": s.name, "datatype": v2_datatype(s.dtype), "shape": s.shape} for s in engine.output_specs.values()]
-        scorer = service.scorer
-        if scorer.applies(engine.output_specs):
-            outputs.append(scorer.output_metadata())
-        return {
-            "name": service.name, "versions": ["1"], "platform": "onnxruntime_onnx",
-            "inputs": service.metadata_inputs(), "outputs": outputs,
-            "parameters": {"precision": engine.precision, "adapter": engine.bundle.manifest.adapter, "scoring": scorer.kind},
-        }
-
-    @app.get("/v2/models/{name}/ready", tags=["v2"])
-    @app.get("/v2/models/{name}/versions/{version}/ready", tags=["v2"], include_in_schema=False)
-    async def model_ready(name: str, version: str = "1") -> JSONResponse:
-        model_or_404(name)
-        return JSONResponse({"name": name, "ready": state["ready"]}, status_code=200 if state["ready"] else 503)
-
     # --- inference: every registered codec, on its routes -------------------------------
 
     async def run_infer(decoded: DecodedRequest) -> InferOutputs:
+        service = models.resolve(decoded.inputs.model)
         check_items(service.count_items(decoded.inputs))
         result = await service.infer(decoded.inputs, decoded.requested_outputs)
         outputs = result.outputs
@@ -143,6 +141,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     async def run_embed(decoded: DecodedRequest) -> EmbedResult:
         """Embed images and texts; normalised to unit length by default."""
         inputs = decoded.inputs
+        service = models.resolve(inputs.model)
         check_items(service.count_items(inputs))
         result = await service.infer(PayloadInputs(images=inputs.images, texts=inputs.texts))
         outputs = {k: v for k, v in result.outputs.items() if k != service.scorer.spec.output}
@@ -160,7 +159,8 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     mount_codecs(
         app, codecs,
         {"infer": run_infer, "embed": run_embed, "classify": zero_shot.classify, "rank": zero_shot.rank, "embed_items": embed_items},
-        check_model=model_or_404, timeout_s=settings.request_timeout_s, decode_pool=decode_pool,
+        check_model=check_path_model, timeout_s=settings.request_timeout_s, decode_pool=decode_pool,
+        model_label=models.label,
     )
     mount_protocol_extras(app, codecs, models)
     mount_page(app)

@@ -3,6 +3,8 @@ inference-runtime registry (onnxruntime unless the manifest says otherwise)."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,9 +26,14 @@ class GraphRunner:
     outputs: list[TensorSpec]
     session: GraphSession
     runtime: str = "onnxruntime"
+    #: Shared by the graphs of every model a process serves: how many run at once
+    #: (``None``: no limit).
+    gate: threading.BoundedSemaphore | None = None
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.session.run({s.name: feeds[s.name] for s in self.inputs}, [s.name for s in self.outputs])
+        feeds = {s.name: feeds[s.name] for s in self.inputs}
+        with self.gate if self.gate is not None else contextlib.nullcontext():
+            return self.session.run(feeds, [s.name for s in self.outputs])
 
 
 def choose_accelerator(asked: str | None, bundle_default: str, runtime: InferenceRuntime) -> tuple[str, list[str]]:
@@ -47,8 +54,11 @@ class Engine:
     """Sessions for every graph of a bundle at one precision."""
 
     def __init__(
-        self, bundle: Bundle, precision: str | None = None, threads: int | None = None, accelerator: str | None = None
+        self, bundle: Bundle, precision: str | None = None, threads: int | None = None, accelerator: str | None = None,
+        gate: threading.BoundedSemaphore | None = None,
     ) -> None:
+        """:param gate: graph runs of this engine pass it (shared by the engines of one
+            process serving several models, see :mod:`mmship.serving.served_bundles`)."""
         manifest = bundle.manifest
         if not manifest.graphs:
             raise BundleError(
@@ -81,6 +91,7 @@ class Engine:
                 outputs=[specs[n] for n in graph_spec.outputs],
                 session=session,
                 runtime=file.runtime,
+                gate=gate,
             )
 
     @property

@@ -9,13 +9,18 @@ from typing import Any
 
 from mmship.serving.metrics import ServerMetrics
 
+#: Request-scope key where a route leaves the served model's name that answered (the
+#: ``model`` label of the request metrics; absent: ``""``).
+MODEL_SCOPE_KEY = "mmship.model"
+
 #: Paths answered without the API key (exact paths, no prefixes): the liveness and
 #: readiness probes, and the try-it page at / (static, holding no data: what it calls
 #: needs the key). The docs and the OpenAPI document stay behind the key when one is set.
 OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready", "/"})
 #: Routes counted under their own name in the request metrics.
 METRIC_ROUTES = frozenset({
-    "/embed", "/classify", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready", "/v1/embeddings", "/v1/models", "/",
+    "/embed", "/classify", "/rank", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready", "/v2/repository/index",
+    "/v1/embeddings", "/v1/models", "/",
 })
 
 
@@ -60,8 +65,9 @@ class GuardMiddleware:
         try:
             await self._guarded(scope, receive, send_wrapper)
         finally:
-            self.metrics.requests.labels(route, str(status_box["status"])).inc()
-            self.metrics.latency.labels(route).observe(time.perf_counter() - start)
+            model = str(scope.get(MODEL_SCOPE_KEY, ""))
+            self.metrics.requests.labels(route, str(status_box["status"]), model).inc()
+            self.metrics.latency.labels(route, model).observe(time.perf_counter() - start)
 
     async def _guarded(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         # HTTP header bytes are latin-1 (as Starlette reads them): any byte decodes.

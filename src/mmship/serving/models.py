@@ -78,26 +78,51 @@ def _card(service: ModelService) -> ModelCard:
 
 
 class ServedModels:
-    """The served models by name."""
+    """The served models by name, in the order given; the first is the default model."""
 
     def __init__(self, services: Sequence[ModelService]) -> None:
+        names = [s.name for s in services]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise BundleError(
+                f"two served models are called {', '.join(repr(n) for n in twice)}; each needs its own name",
+                hint="name them on the command line: mmship serve NAME=BUNDLE OTHER=BUNDLE",
+            )
+        if not services:
+            raise BundleError("no model to serve", hint="pass at least one bundle folder")
         self._services = {s.name: s for s in services}
         self._cards = {s.name: _card(s) for s in services}
 
     def names(self) -> list[str]:
-        """The served model names."""
+        """The served model names (the default first)."""
         return list(self._services)
 
+    def services(self) -> list[ModelService]:
+        """The served models' services (the default first)."""
+        return list(self._services.values())
+
+    @property
+    def default(self) -> ModelService:
+        """The model a request naming none is answered by: the first served."""
+        return next(iter(self._services.values()))
+
+    def label(self, name: str | None) -> str:
+        """The served name ``name`` resolves to, or ``""`` when it names none (a metrics
+        label: never a name a client made up)."""
+        if name is not None and name in self._services:
+            return name
+        return self.default.name if name is None or name == UNNAMED else ""
+
     def resolve(self, name: str | None) -> ModelService:
-        """The service called ``name``; no name (or the unnamed default) means the only
-        model when one is served.
+        """The service called ``name``; no name (or the unnamed default) means the
+        default model (the first served; the only one when one is served).
 
         :raises RequestFieldError: 404 naming the served models.
         """
-        if (name is None or name == UNNAMED) and len(self._services) == 1:
-            return next(iter(self._services.values()))
-        if name in self._services:
+        if name is not None and name in self._services:
             return self._services[name]
+        if name is None or name == UNNAMED:
+            return self.default
         served = ", ".join(repr(n) for n in self._services)
         raise RequestFieldError(
             f"the model {name!r} does not exist here; this server serves {served}",

@@ -3,7 +3,8 @@
 One self-contained HTML file (``static/index.html``: no CDN, no build step, works offline):
 drop, paste or choose images, type labels (``POST /classify``) or a query
 (``POST /rank``: the images ranked, cosine and probability each), see the scores as bars, the latency and the
-model's metadata (``GET /v2``, ``GET /v2/models/{name}``). It calls the same public routes
+model's metadata (``GET /v2``, ``GET /v2/models/{name}``); with several models served, a
+selector picks the one every call names (the first by default). It calls the same public routes
 as any client, with the API key typed into it (kept in the page only, never stored).
 
 The page itself holds no data and is served without the key, so a person can open it and

@@ -83,12 +83,14 @@ def stop_process(pid: int, timeout_s: float = 30.0) -> None:
 
 @contextlib.contextmanager
 def served_bundle(
-    bundle: str | Path, extra_args: list[str] | None = None, timeout_s: float = 300.0, api_key: str | None = None
+    bundle: str | Path | list[str | Path], extra_args: list[str] | None = None, timeout_s: float = 300.0,
+    api_key: str | None = None,
 ) -> Iterator[str]:
-    """Serve ``bundle`` on a free loopback port for the duration of the block (requiring
-    ``api_key`` when given)."""
+    """Serve ``bundle`` (or several: ``mmship serve`` arguments, ``NAME=PATH`` too) on a free
+    loopback port for the duration of the block (requiring ``api_key`` when given)."""
     port = free_port()
-    child = spawn_server([str(bundle), "--host", "127.0.0.1", "--port", str(port), *(extra_args or [])], api_key=api_key)
+    bundles = [str(b) for b in bundle] if isinstance(bundle, list) else [str(bundle)]
+    child = spawn_server([*bundles, "--host", "127.0.0.1", "--port", str(port), *(extra_args or [])], api_key=api_key)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, child, timeout_s)

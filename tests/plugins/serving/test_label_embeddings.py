@@ -56,7 +56,7 @@ def run_with(services: list[ModelService], work) -> None:
 
 
 def text_batches(s: ModelService) -> float:
-    return s.metrics.registry.get_sample_value("mmship_batch_size_count", {"graph": "text"}) or 0.0
+    return s.metrics.registry.get_sample_value("mmship_batch_size_count", {"graph": "text", "model": ""}) or 0.0
 
 
 def test_a_hit_neither_tokenizes_nor_runs_the_text_graph(tiny_clip_bundle):

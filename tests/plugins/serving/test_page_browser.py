@@ -169,3 +169,34 @@ def test_a_wrong_key_says_so(page):
     page.get_by_label("API key").blur()
     expect(page.get_by_text(re.compile("needs an API key.*missing or wrong API key"))).to_be_visible()
     expect(page.get_by_text("not connected", exact=True)).to_be_visible()
+
+
+def test_several_models_get_a_selector_and_each_answers(browser, tiny_clip_bundle, tiny_siglip_bundle, photo):
+    """Two models served: the header offers both, the first is chosen; choosing the SigLIP
+    shows its metadata and scores the photo with it (its sigmoid scoring, its probabilities)."""
+    from playwright.sync_api import expect
+
+    clip, siglip = (Bundle.load(b).manifest.name for b in (tiny_clip_bundle, tiny_siglip_bundle))
+    with running_server([tiny_clip_bundle, tiny_siglip_bundle], max_delay_ms=5) as url:
+        context = browser.new_context(viewport={"width": 1200, "height": 800})
+        page = context.new_page()
+        page.goto(f"{url}/")
+        selector = page.get_by_label("Model")
+        expect(selector).to_be_visible()
+        expect(selector).to_have_value(clip)
+        assert selector.locator("option").all_inner_texts() == [clip, siglip]
+        selector.select_option(siglip)
+        expect(page.locator("#model")).to_have_text(siglip)
+        expect(page.get_by_text("sigmoid", exact=True)).to_be_visible()
+        choose_photo(page, photo)
+        page.get_by_label("Labels, comma-separated").fill(", ".join(LABELS))
+        page.get_by_role("button", name="Score").click()
+        expected = httpx.post(
+            f"{url}/classify", json={"image": base64.b64encode(PHOTO.read_bytes()).decode(), "labels": LABELS, "model": siglip},
+        ).json()
+        expect(page.get_by_text(re.compile(r"^Latency: \d+ ms \(POST /classify, sigmoid\)$"))).to_be_visible()
+        for label, prob in zip(expected["labels"], expected["probs"]):
+            assert abs(bar_fraction(page, label) - prob) < 0.01, label
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "page-two-models.png"), full_page=True)
+        context.close()

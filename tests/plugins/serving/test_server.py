@@ -225,7 +225,7 @@ def test_one_bad_image_fails_only_its_request_under_concurrency(server):
     assert codes.count(400) == 4 and codes.count(200) == 12
 
 
-def test_batches_form_under_concurrency(server):
+def test_batches_form_under_concurrency(server, model_name):
     def call(i):
         return httpx.post(f"{server}/embed", json={"texts": [f"a photo number {i}"]}, timeout=30).status_code
 
@@ -237,11 +237,12 @@ def test_batches_form_under_concurrency(server):
     with ThreadPoolExecutor(16) as pool:
         assert set(pool.map(call, range(48))) == {200}
     after = httpx.get(f"{server}/metrics").text
-    rows = metric(after, 'mmship_batch_size_sum{graph="text"}') - metric(before, 'mmship_batch_size_sum{graph="text"}')
-    batches = metric(after, 'mmship_batch_size_count{graph="text"}') - metric(before, 'mmship_batch_size_count{graph="text"}')
+    text = f'{{graph="text",model="{model_name}"}}'
+    rows = metric(after, f"mmship_batch_size_sum{text}") - metric(before, f"mmship_batch_size_sum{text}")
+    batches = metric(after, f"mmship_batch_size_count{text}") - metric(before, f"mmship_batch_size_count{text}")
     assert rows == 48
     assert batches < rows, "no batch held more than one request"
-    assert 'mmship_requests_total{route="/embed",status="200"}' in after
+    assert f'mmship_requests_total{{model="{model_name}",route="/embed",status="200"}}' in after
     assert "mmship_process_resident_memory_bytes" in after
     assert "mmship_queue_depth" in after
 

@@ -50,11 +50,11 @@ def prompts_for(labels: list[str], templates: list[str]) -> list[str]:
 
 
 def metric(url: str, name: str, **labels: str) -> float:
-    """One sample of the server's /metrics (0 when absent)."""
+    """One sample of the server's /metrics whose labels include ``labels`` (0 when absent)."""
     from prometheus_client.parser import text_string_to_metric_families
 
     for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text):
         for sample in family.samples:
-            if sample.name == name and sample.labels == labels:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return float(sample.value)
     return 0.0

@@ -107,3 +107,41 @@ def test_load_scales_one_replica_to_two(tiny_clip_bundle, tmp_path, monkeypatch)
     finally:
         stop_ray()
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def test_plan_of_several_bundles_names_each_precision(tiny_clip_bundle, tiny_siglip_bundle):
+    target = RayTarget(RaySettings())
+    clip, siglip = Bundle.load(tiny_clip_bundle), Bundle.load(tiny_siglip_bundle)
+    target.more_bundles = [siglip]
+    plan = target.plan(clip, DeployConfig.defaults("x"))
+    assert f"serving {clip.manifest.name}, {siglip.manifest.name}" in plan.summary
+    assert plan.settings[f"precision.{clip.manifest.name}"] == clip.manifest.serving_params.precision
+    assert plan.settings[f"precision.{siglip.manifest.name}"] == siglip.manifest.serving_params.precision
+    assert "serving.precision" not in plan.settings, "one precision for all would hide each model's"
+
+
+@pytest.mark.network
+def test_several_bundles_are_one_application(tiny_clip_bundle, tiny_siglip_bundle, tmp_path, monkeypatch):
+    """Two bundles deployed together: one app on one route prefix, each model by its name."""
+    from mmship.plugins.targets.ray.cluster import stop_ray
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", *LOOPBACK_ENV):
+        monkeypatch.delenv(key, raising=False)
+    work_dir = tempfile.mkdtemp(prefix="mr-", dir="/tmp")
+    target = RayTarget(RaySettings(port=free_port(), work_dir=work_dir, num_cpus=0.5, blocking=False, threads=1))
+    clip, siglip = Bundle.load(tiny_clip_bundle), Bundle.load(tiny_siglip_bundle)
+    target.more_bundles = [siglip]
+    config = DeployConfig.defaults(clip.manifest.name)
+    try:
+        deployment = target.start(clip, config, target.plan(clip, config), timeout_s=180)
+        names = [clip.manifest.name, siglip.manifest.name]
+        assert httpx.get(f"{deployment.url}/v2", timeout=30).json()["models"] == names
+        for name in names:
+            answer = httpx.post(f"{deployment.url}/embed", json={"texts": ["a cat"], "model": name}, timeout=60)
+            assert answer.status_code == 200 and answer.json()["model"] == name
+        index = httpx.post(f"{deployment.url}/v2/repository/index", timeout=30).json()
+        assert [m["name"] for m in index] == names and {m["state"] for m in index} == {"READY"}
+    finally:
+        stop_ray()
+        shutil.rmtree(work_dir, ignore_errors=True)

@@ -66,6 +66,8 @@ __all__ = [
 ]
 
 _JSON = {"content-type": "application/json"}
+#: The model name of a request that names none (the server answers with its first model).
+UNNAMED = PayloadInputs().model
 
 
 # --- client side ------------------------------------------------------------------
@@ -86,16 +88,18 @@ def encode_embed_request(inputs: PayloadInputs) -> EncodedRequest:
         "texts": list(inputs.texts),
         "normalize": bool(inputs.options.get(OPTION_NORMALIZE, True)),
     }
+    if inputs.model != UNNAMED:
+        doc["model"] = inputs.model
     return EncodedRequest("POST", "/embed", json.dumps(doc).encode("utf-8"), dict(_JSON))
 
 
 def encode_classify_request(
     image: bytes | Sequence[bytes], labels: Sequence[str], template: str = DEFAULT_TEMPLATE,
-    *, templates: Sequence[str] | None = None,
+    *, templates: Sequence[str] | None = None, model: str | None = None,
 ) -> EncodedRequest:
     """``POST /classify`` for one encoded image (``image``), or a list of them (``images``:
     one result each), and the candidate labels; ``templates`` (a prompt ensemble) replaces
-    ``template``."""
+    ``template``; ``model`` names the served model (default: the server's first)."""
     labels = [str(label) for label in labels]
     if not labels:
         raise InputSpecError("classification needs at least one label", hint="pass labels, e.g. cat,dog,car")
@@ -111,6 +115,8 @@ def encode_classify_request(
         doc["templates"] = list(check_templates(list(templates)))
     else:
         doc["template"] = check_template(template)
+    if model is not None and model != UNNAMED:
+        doc["model"] = model
     return EncodedRequest("POST", "/classify", json.dumps(doc).encode("utf-8"), dict(_JSON))
 
 
@@ -208,6 +214,8 @@ def decode_embed_request(body: bytes, headers: Mapping[str, str]) -> DecodedRequ
     request = read_json_body(body, headers, EmbedRequest)
     images = [decode_image_text(value, f"images[{i}]") for i, value in enumerate(request.images)]
     inputs = PayloadInputs(images=images, texts=list(request.texts), options={OPTION_NORMALIZE: request.normalize})
+    if request.model is not None:
+        inputs.model = request.model
     return DecodedRequest(inputs=inputs)
 
 
@@ -239,7 +247,10 @@ def decode_classify_request(body: bytes, headers: Mapping[str, str]) -> DecodedR
         OPTION_LABELS: list(request.labels), OPTION_TEMPLATE: request.template, OPTION_TEMPLATES: request.templates,
         OPTION_IMAGE_LIST: request.images is not None,
     }
-    return DecodedRequest(inputs=PayloadInputs(images=images, options=options))
+    inputs = PayloadInputs(images=images, options=options)
+    if request.model is not None:
+        inputs.model = request.model
+    return DecodedRequest(inputs=inputs)
 
 
 def encode_classify_response(answer: ClassifyResult, request: DecodedRequest | None = None) -> EncodedResponse:
@@ -308,7 +319,7 @@ class ClassifyCodec(Codec[ClassifyResult]):
         return encode_classify_request(
             images, options.get(OPTION_LABELS) or [],
             DEFAULT_TEMPLATE if options.get(OPTION_TEMPLATE) is None else options[OPTION_TEMPLATE],
-            templates=options.get(OPTION_TEMPLATES),
+            templates=options.get(OPTION_TEMPLATES), model=inputs.model,
         )
 
     def decode_response(self, body: bytes, headers: Mapping[str, str]) -> ClassifyResult:

@@ -23,6 +23,7 @@ class EmbedRequest(BaseModel):
     images: list[str] = Field(default_factory=list, description="base64 or data-URI encoded JPEG/PNG/WebP")
     texts: list[str] = Field(default_factory=list)
     normalize: bool = True
+    model: str | None = Field(None, description="the served model to use (default: the first served; see GET /v1/models)")
 
 
 class EmbedResponse(BaseModel):
@@ -47,6 +48,7 @@ class ClassifyRequest(BaseModel):
         None, min_length=1,
         description="a prompt ensemble (instead of template): each label's prompt embeddings averaged, as in CLIP's paper",
     )
+    model: str | None = Field(None, description="the served model to use (default: the first served; see GET /v1/models)")
 
 
 class ClassifyResponse(BaseModel):

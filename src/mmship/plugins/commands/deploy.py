@@ -100,22 +100,33 @@ def mmship_register_commands(app: typer.Typer) -> None:
     registry = target_registry()
 
     def deploy(
-        bundle: Path = typer.Argument(..., help="A bundle folder written by `mmship build`."),
+        bundles: list[Path] = typer.Argument(
+            ..., metavar="BUNDLE",
+            help="A bundle folder written by `mmship build`; several for targets that serve them together (local, ray).",
+        ),
         target: str | None = typer.Option(None, "--target", "-t", help="Target name (default: target.name in --config)."),
         config: Path | None = typer.Option(None, "--config", "-c", help="deploy_config.yaml."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
         sets: list[str] = typer.Option([], "--set", help="A target setting, key=value (repeat)."),
         **declared: Any,
     ) -> None:
-        """Deploy a bundle to a target: validate settings, print the plan, then create it."""
+        """Deploy a bundle (or several, to targets serving them together) to a target: validate
+        settings, print the plan, then create it."""
         from mmship.core.bundle import Bundle
         from mmship.core.manager import get_plugin_manager
 
-        loaded = Bundle.load(bundle)
+        loaded, *more = [Bundle.load(b) for b in bundles]
         deploy_config = _load_config(config) or DeployConfig.defaults(loaded.manifest.name)
         cls = choose_target(target, deploy_config, registry)
+        if more and not cls.several_bundles:
+            several = ", ".join(c.name for c in registry if c.several_bundles) or "none"
+            raise DeployError(
+                f"target {cls.name!r} deploys one bundle at a time, got {len(bundles)}",
+                hint=f"deploy each bundle on its own, or use a target that serves several together ({several})",
+            )
         overrides = flag_overrides(cls, declared_flag_values(declared, registry), registry) | parse_sets(sets)
         instance = cls(build_settings(cls, deploy_config.target, overrides))
+        instance.more_bundles = more
         plan = instance.plan(loaded, deploy_config)
         print_plan(plan)
         if dry_run:

@@ -130,7 +130,7 @@ def mmship_register_commands(app: typer.Typer) -> None:
             "auto", "--protocol", help="v2, v2-binary, embed, or auto (v2-binary when the model name is known, else embed)"
             + (f"; for a deployment URL the target's modes ({schemes}; auto: the first)" if schemes else "") + ".",
         ),
-        model: str | None = typer.Option(None, "--model", "-m", help="Model name for v2 (default: asked from the server)."),
+        model: str | None = typer.Option(None, "--model", "-m", help="The served model to call (default: the server's first)."),
         api_key: str | None = typer.Option(None, "--api-key", envvar="MMSHIP_API_KEY", show_envvar=True, help="Bearer API key."),
         labels: str | None = typer.Option(None, "--labels", help="Zero-shot classify each image against these comma-separated labels."),
         template: list[str] = typer.Option(

@@ -1,4 +1,9 @@
-"""``mmship serve``: serve a bundle over HTTP with mmship's own server."""
+"""``mmship serve``: serve one bundle or several over HTTP with mmship's own server.
+
+``mmship serve B1 B2``, ``mmship serve clip=B1 siglip=B2`` or ``mmship serve FOLDER``
+(every bundle in it): each model answers under its name; the first is the default of
+requests that name none (see :mod:`mmship.serving.served_bundles`).
+"""
 
 from __future__ import annotations
 
@@ -19,10 +24,17 @@ def mmship_register_commands(app: typer.Typer) -> None:
 def _add_serve(app: typer.Typer) -> None:
     @app.command("serve")
     def serve(
-        bundle: Path = typer.Argument(..., help="A bundle folder written by `mmship build`."),
+        bundles: list[str] = typer.Argument(
+            ..., metavar="BUNDLE",
+            help="Bundle folders written by `mmship build`, as PATH or NAME=PATH (served as NAME), or a folder of "
+            "bundles; several are served together, the first being the default model.",
+        ),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (non-loopback needs --api-key)."),
         port: int = typer.Option(8000, "--port", help="Port to bind (0: any free port)."),
-        precision: str | None = typer.Option(None, "--precision", help="fp32, fp16 or int8 (default: the bundle's)."),
+        precision: list[str] = typer.Option(
+            [], "--precision", metavar="[NAME=]PRECISION",
+            help="fp32, fp16 or int8 for every model, or NAME=int8 for one (repeat; default: each bundle's).",
+        ),
         max_batch_size: int | None = typer.Option(None, "--max-batch-size", help="Rows per graph run."),
         max_delay_ms: float | None = typer.Option(None, "--max-delay-ms", help="How long a request waits for company."),
         max_queue: int = typer.Option(256, "--max-queue", help="Rows waiting per graph before 503 + Retry-After."),
@@ -38,6 +50,10 @@ def _add_serve(app: typer.Typer) -> None:
         ),
         label_cache_mb: float = typer.Option(64.0, "--label-cache-mb", help="Memory the label-embedding cache may use."),
         threads: int | None = typer.Option(None, "--threads", help="onnxruntime threads per session (default: all cores)."),
+        run_slots: int | None = typer.Option(
+            None, "--run-slots", min=0,
+            help="Graph runs at once across all models (default 0: no limit, measured fastest on 2 cores; 1: one at a time).",
+        ),
         accelerator: str | None = typer.Option(None, "--accelerator", help="cpu, cuda or tensorrt (default: the bundle's when present, else cpu)."),
         api_key: str | None = typer.Option(None, "--api-key", envvar="MMSHIP_API_KEY", help="Require 'Authorization: Bearer KEY'.", show_envvar=True),
         insecure: bool = typer.Option(False, "--insecure", help="Allow a non-loopback bind without an API key."),
@@ -51,21 +67,23 @@ def _add_serve(app: typer.Typer) -> None:
         url_fetch_max_mb: float = typer.Option(10.0, "--url-fetch-max-mb", help="Largest image file fetched from a URL."),
         url_fetch_timeout: float = typer.Option(10.0, "--url-fetch-timeout", help="Seconds for one URL fetch, redirects included."),
     ) -> None:
-        """Serve a bundle over HTTP: Open Inference Protocol v2, /embed, /classify, /rank, OpenAI's
-        /v1/embeddings, /metrics, and a page to try the model at /."""
+        """Serve one bundle or several over HTTP: Open Inference Protocol v2, /embed, /classify, /rank,
+        OpenAI's /v1/embeddings, /metrics, and a page to try the models at /."""
         from pydantic import ValidationError
 
         from mmship.core.cli.console import console
         from mmship.core.errors import ConfigError
         from mmship.serving.serve import build_server
+        from mmship.serving.served_bundles import parse_precisions
         from mmship.serving.settings import ServerSettings, check_api_key
 
         if api_key is not None:
             check_api_key(api_key)  # an empty --api-key "$UNSET" must not switch auth off
+        every_precision, precisions = parse_precisions(precision)
         url_fetch = _url_fetch_settings(allow_url_fetch, url_fetch_private, url_fetch_max_mb, url_fetch_timeout)
         try:
             settings = ServerSettings(
-                host=host, port=port, precision=precision, max_batch_size=max_batch_size, max_delay_ms=max_delay_ms,
+                host=host, port=port, precision=every_precision, max_batch_size=max_batch_size, max_delay_ms=max_delay_ms,
                 max_queue_rows=max_queue, request_timeout_s=timeout, max_body_bytes=int(max_body_mb * 1024 * 1024),
                 max_items_per_request=max_items, max_image_pixels=max_image_pixels, max_request_pixels=max_request_pixels,
                 max_aspect_ratio=max_aspect_ratio, max_request_text_chars=max_text_chars,
@@ -77,14 +95,17 @@ def _add_serve(app: typer.Typer) -> None:
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
             raise ConfigError(f"invalid server settings: {problems}", hint="fix the flag named above (see `mmship serve --help`)") from None
-        server = build_server(bundle, settings)
-        service = server.config.app.state.service
-        for note in service.engine.notes:
-            console.print(f"[yellow]note:[/] {note}")
-        console.print(
-            f"serving [bold]{service.name}[/] ({service.engine.precision} on {service.engine.accelerator}, graphs: {', '.join(service.engine.graphs)}) "
-            f"on http://{host}:{port}  pid {os.getpid()}"
-        )
+        server = build_server(bundles, settings, precisions, run_slots)
+        services = server.config.app.state.models.services()
+        for service in services:
+            for note in service.engine.notes:
+                console.print(f"[yellow]note:[/] {service.name}: {note}")
+            default = " (default)" if len(services) > 1 and service is services[0] else ""
+            console.print(
+                f"serving [bold]{service.name}[/]{default} ({service.engine.precision} on {service.engine.accelerator}, "
+                f"graphs: {', '.join(service.engine.graphs)})"
+            )
+        console.print(f"on http://{host}:{port}  pid {os.getpid()}")
         console.print(f"  try: http://{host}:{port}/ in a browser, or mmship invoke http://{host}:{port} --image cat.jpg --text 'a photo of a cat'   docs: http://{host}:{port}/docs")
         server.run()
 

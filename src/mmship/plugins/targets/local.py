@@ -68,13 +68,20 @@ class LocalTarget(Target):
     description = "mmship's own server on this machine (foreground or detached)"
     settings_model = LocalSettings
 
+    several_bundles = True
+
     settings: LocalSettings
 
     def _serve_args(self, bundle: Bundle, config: DeployConfig) -> list[str]:
         s = self.settings
-        args = [str(bundle.root), "--host", s.host, "--port", str(s.port), "--max-queue", str(s.max_queue), "--timeout", str(s.timeout_s)]
+        bundles = [bundle, *self.more_bundles]
+        args = [str(b.root) for b in bundles]
+        args += ["--host", s.host, "--port", str(s.port), "--max-queue", str(s.max_queue), "--timeout", str(s.timeout_s)]
         serving = config.serving_params(bundle)
-        args += ["--precision", serving.precision, "--max-batch-size", str(serving.max_batch_size), "--max-delay-ms", str(serving.max_delay_ms)]
+        if self.more_bundles:  # each model at its own bundle's precision and batching
+            args += [f"--precision={b.manifest.name}={config.serving_params(b).precision}" for b in bundles]
+        else:
+            args += ["--precision", serving.precision, "--max-batch-size", str(serving.max_batch_size), "--max-delay-ms", str(serving.max_delay_ms)]
         if s.threads:
             args += ["--threads", str(s.threads)]
         if s.insecure:
@@ -88,7 +95,7 @@ class LocalTarget(Target):
         mode = "detached (background process)" if self.settings.detach else "foreground (Ctrl-C stops it)"
         return DeployPlan(
             target=self.name,
-            summary=f"serve {bundle.manifest.name} at http://{self.settings.host}:{self.settings.port} ({mode})",
+            summary=f"serve {', '.join(b.manifest.name for b in (bundle, *self.more_bundles))} at http://{self.settings.host}:{self.settings.port} ({mode})",
             settings={"name": name, "command": "mmship serve " + " ".join(args), **self.settings.model_dump()},
             steps=["load and verify the bundle", "warm up every graph", "listen; ready at /v2/health/ready"],
         )

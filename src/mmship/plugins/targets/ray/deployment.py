@@ -1,7 +1,8 @@
-"""The Ray Serve deployment: each replica loads the bundle and serves mmship's app.
+"""The Ray Serve deployment: each replica loads the bundle (or several) and serves mmship's app.
 
 The replica builds the same FastAPI app as ``mmship serve`` (OIP v2, /embed, /classify,
-/metrics); Ray Serve runs its lifespan, so graphs are warmed up before traffic arrives.
+/metrics), with every bundle of the deployment under its name, exactly as
+``mmship serve B1 B2`` serves them; Ray Serve runs its lifespan, so graphs are warmed up before traffic arrives.
 Batching happens inside each replica, so ``max_ongoing_requests`` is set well above the
 batch size (Ray's default of 5 would cap every batch at 5).
 """
@@ -42,29 +43,30 @@ def bind_replica_grpc_to_loopback() -> None:
 
 
 class MmshipReplica:
-    """One replica: a verified bundle, its engine, and the mmship app over it."""
+    """One replica: the verified bundles, their engines, and the mmship app over them."""
 
-    def __init__(self, bundle_path: str, settings: dict[str, Any]) -> None:
+    def __init__(
+        self, bundle_path: str | list[str], settings: dict[str, Any], precisions: dict[str, str] | None = None,
+    ) -> None:
         bind_replica_grpc_to_loopback()
-        from mmship.core.bundle import Bundle
-        from mmship.serving.engine import Engine
+        from mmship.serving.serve import build_engines
         from mmship.serving.settings import ServerSettings
 
         self.settings = ServerSettings(**settings)
-        self.engine = Engine(
-            Bundle.load(bundle_path), precision=self.settings.precision, threads=self.settings.threads,
-            accelerator=self.settings.accelerator,
-        )
+        self.engines = build_engines(bundle_path, self.settings, precisions)
 
     def __serve_build_asgi_app__(self) -> Any:
         from mmship.serving.app import create_app
 
-        return create_app(self.engine, self.settings)
+        return create_app(self.engines, self.settings)
 
 
-def build_application(bundle_path: str, settings: dict[str, Any], options: dict[str, Any]) -> Any:
-    """A bound Ray Serve application for the bundle with the given deployment options."""
+def build_application(
+    bundle_path: str | list[str], settings: dict[str, Any], options: dict[str, Any], precisions: dict[str, str] | None = None,
+) -> Any:
+    """A bound Ray Serve application for the bundle (or bundles: one app serving them all,
+    each at its precision in ``precisions``) with the given deployment options."""
     from ray import serve
 
     deployment = serve.deployment(serve.ingress()(MmshipReplica), **options)
-    return deployment.bind(bundle_path, settings)
+    return deployment.bind(bundle_path, settings, precisions)

@@ -5,6 +5,10 @@ deploy_config mapping: ``compute.min_replicas``/``max_replicas`` -> autoscaling
 ``request_count`` -> ``target_ongoing_requests``; ``autoscaling.cooldown`` ->
 ``downscale_delay_s``; ``serving_params`` -> the replicas' batching.
 
+Several bundles (``mmship deploy B1 B2 --target ray``) are one application: every replica
+serves all of them under their names, as ``mmship serve B1 B2`` does (the same routes, the
+same ``model`` fields, each model at its own bundle's precision), so they scale together.
+
 Serve's HTTP proxy binds ``host`` (127.0.0.1 by default). The replicas require
 ``MMSHIP_API_KEY`` as a bearer key when it is set, and a host other than loopback is refused
 without one (or ``insecure: true``), like ``mmship serve``.
@@ -130,23 +134,32 @@ class RayTarget(Target):
     name = "ray"
     description = "Ray Serve application with autoscaling replicas (local Ray or --address)"
     settings_model = RaySettings
+    several_bundles = True
 
     settings: RaySettings
 
     def _serving(self, bundle: Bundle, config: DeployConfig) -> dict[str, Any]:
         serving = config.serving_params(bundle)
+        if self.more_bundles:  # each model keeps its own bundle's batching and precision (_precisions)
+            return {"threads": self.settings.threads}
         return {
             "precision": serving.precision, "max_batch_size": serving.max_batch_size,
             "max_delay_ms": serving.max_delay_ms, "threads": self.settings.threads,
         }
 
+    def _precisions(self, bundle: Bundle, config: DeployConfig) -> dict[str, str] | None:
+        """Each model's precision when the app serves several bundles."""
+        if not self.more_bundles:
+            return None
+        return {b.manifest.name: config.serving_params(b).precision for b in (bundle, *self.more_bundles)}
+
     def _options(self, bundle: Bundle, config: DeployConfig) -> dict[str, Any]:
         scaling = autoscaling_config(config, self.settings)
-        serving = self._serving(bundle, config)
+        batch = max(config.serving_params(b).max_batch_size for b in (bundle, *self.more_bundles))
         return {
             "name": "mmship",
             "autoscaling_config": scaling,
-            "max_ongoing_requests": max(16, 2 * int(serving["max_batch_size"])),
+            "max_ongoing_requests": max(16, 2 * int(batch)),
             "ray_actor_options": {"num_cpus": self.settings.num_cpus},
         }
 
@@ -169,15 +182,17 @@ class RayTarget(Target):
         security = self._security()
         where = self.settings.address or "a local Ray on 127.0.0.1"
         app_name = self.settings.app_name or bundle.manifest.name
+        served = ", ".join(b.manifest.name for b in (bundle, *self.more_bundles))
         return DeployPlan(
             target=self.name,
-            summary=f"Ray Serve app {app_name!r} on {where}, HTTP at http://{self.settings.host}:{self.settings.port}{self.settings.route_prefix}",
+            summary=f"Ray Serve app {app_name!r} serving {served} on {where}, HTTP at http://{self.settings.host}:{self.settings.port}{self.settings.route_prefix}",
             settings={
                 "app_name": app_name, "address": self.settings.address or "local", **security,
                 **{f"autoscaling.{k}": v for k, v in options["autoscaling_config"].items()},
                 "max_ongoing_requests": options["max_ongoing_requests"],
                 "num_cpus_per_replica": self.settings.num_cpus,
                 **{f"serving.{k}": v for k, v in self._serving(bundle, config).items()},
+                **{f"precision.{k}": v for k, v in (self._precisions(bundle, config) or {}).items()},
             },
             steps=["start or join Ray", "start Serve's HTTP proxy", "deploy replicas (each warms up)", "wait until RUNNING"],
         )
@@ -215,7 +230,10 @@ class RayTarget(Target):
         settings = {k: v for k, v in self._serving(bundle, config).items() if v is not None}
         if key is not None:
             settings["api_key"] = key  # to the replicas only (Ray keeps it with the deployment)
-        application = build_application(str(Path(bundle.root).resolve()), settings, self._options(bundle, config))
+        paths = [str(Path(b.root).resolve()) for b in (bundle, *self.more_bundles)]
+        application = build_application(
+            paths if self.more_bundles else paths[0], settings, self._options(bundle, config), self._precisions(bundle, config),
+        )
         serve.run(application, name=app_name, route_prefix=self.settings.route_prefix, blocking=False)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
