@@ -182,9 +182,9 @@ def test_an_overloaded_slow_model_does_not_stall_the_other(tiny_clip_bundle, tin
                         assert response.status_code == 200 and response.json()["model"] == clip
             finally:
                 stop.set()
-        # one run of the slow model takes 0.3 s: a CLIP request waiting behind it (as with
-        # --run-slots 1, where this fails) takes 0.3 s or more
-        assert sorted(latencies)[len(latencies) // 2] < 0.3, f"the other model waited: {latencies}"
+        # one run of the slow model takes 0.3 s: CLIP requests waiting behind it (as with
+        # --run-slots 1, where this fails: median 0.3 s) are far slower than the ~15 ms seen
+        assert sorted(latencies)[len(latencies) // 2] < 0.15, f"the other model waited: {latencies}"
 
 
 def test_the_client_addresses_the_model_it_is_given(server, names):
