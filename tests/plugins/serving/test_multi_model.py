@@ -166,19 +166,25 @@ def test_an_overloaded_slow_model_does_not_stall_the_other(tiny_clip_bundle, tin
                     codes.append(client.post(f"{url}/embed", json={"texts": ["a dog"] * 2, "model": siglip}).status_code)
 
         with ThreadPoolExecutor(6) as pool:
-            for _ in range(6):
-                pool.submit(flood)
-            time.sleep(0.5)
-            latencies = []
-            with httpx.Client(timeout=60) as client:
-                for _ in range(10):
-                    start = time.perf_counter()
-                    response = client.post(f"{url}/embed", json={"texts": ["a cat"], "model": clip})
-                    latencies.append(time.perf_counter() - start)
-                    assert response.status_code == 200 and response.json()["model"] == clip
-            stop.set()
-        assert 503 in codes, "the slow model's queue never filled"
-        assert max(latencies) < 2.0, f"the other model waited {max(latencies):.2f} s"
+            try:
+                for _ in range(6):
+                    pool.submit(flood)
+                deadline = time.monotonic() + 60
+                while 503 not in codes and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert 503 in codes, f"the slow model's queue never filled: {codes}"
+                latencies = []
+                with httpx.Client(timeout=60) as client:  # while the SigLIP's queue stays full
+                    for _ in range(10):
+                        start = time.perf_counter()
+                        response = client.post(f"{url}/embed", json={"texts": ["a cat"], "model": clip})
+                        latencies.append(time.perf_counter() - start)
+                        assert response.status_code == 200 and response.json()["model"] == clip
+            finally:
+                stop.set()
+        # one run of the slow model takes 0.3 s: CLIP requests waiting behind it (as with
+        # --run-slots 1, where this fails: median 0.3 s) are far slower than the ~15 ms seen
+        assert sorted(latencies)[len(latencies) // 2] < 0.15, f"the other model waited: {latencies}"
 
 
 def test_the_client_addresses_the_model_it_is_given(server, names):
