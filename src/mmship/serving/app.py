@@ -25,6 +25,7 @@ from mmship.core.payload import (
 )
 from mmship.payload.datatypes import v2_datatype
 from mmship.scoring import unit_rows
+from mmship.serving.admission import AdmissionController, AdmissionMetrics, AdmissionMiddleware
 from mmship.serving.engine import Engine
 from mmship.serving.http_errors import HTTPProblem, install_error_handlers
 from mmship.serving.embed_items import ItemEmbedder
@@ -78,6 +79,14 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     app.state.metrics = metrics
     app.state.label_cache = label_cache
     install_error_handlers(app)
+    # Inner to the guard (added first): unauthenticated requests get 401, refusals are counted per route.
+    admission = AdmissionController(
+        settings.latency_budget_ms / 1000, max_inflight=settings.max_queue_rows,
+        unmeasured_inflight=2 * service.max_batch_size,
+    )
+    metrics.run_listeners.append(admission.observe_batch)
+    app.state.admission = admission
+    app.add_middleware(AdmissionMiddleware, controller=admission, metrics=AdmissionMetrics(metrics.registry, admission))
     app.add_middleware(
         GuardMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes,
         api_key=settings.api_key.get_secret_value() if settings.api_key else None,

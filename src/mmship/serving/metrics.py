@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import psutil
 from prometheus_client import (
@@ -41,6 +42,8 @@ class ServerMetrics:
         self.memory = Gauge("mmship_process_resident_memory_bytes", "server process RSS", registry=self.registry)
         self.truncated = Counter("mmship_truncated_texts_total", "texts cut to the model's max length", registry=self.registry)
         self._process = psutil.Process(os.getpid())
+        #: Called with ``(graph, requests, rows, seconds)`` after every graph run (admission control).
+        self.run_listeners: list[Callable[[str, int, int, float], None]] = []
 
     def observer(self) -> BatchObserver:
         """Callbacks for the batchers."""
@@ -49,7 +52,13 @@ class ServerMetrics:
             self.batch_size.labels(graph).observe(rows)
             self.batch_seconds.labels(graph).observe(seconds)
 
-        return BatchObserver(on_batch=on_batch, on_queue_depth=lambda g, d: self.queue_depth.labels(g).set(d))
+        def on_run(graph: str, requests: int, rows: int, seconds: float) -> None:
+            for listener in self.run_listeners:
+                listener(graph, requests, rows, seconds)
+
+        return BatchObserver(
+            on_batch=on_batch, on_run=on_run, on_queue_depth=lambda g, d: self.queue_depth.labels(g).set(d)
+        )
 
     def render(self) -> bytes:
         """The Prometheus text exposition, with memory sampled now."""

@@ -117,8 +117,23 @@ class ModelService:
         """Warm up every graph (batch 1 and the max batch) and start the batchers."""
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.engine.warm_up, (1, min(self.max_batch_size, 8)))
+        await loop.run_in_executor(None, self._time_graphs, min(self.max_batch_size, 8))
         for batcher in self.batchers.values():
             batcher.start()
+
+    def _time_graphs(self, batch: int) -> None:
+        """Run every graph once more at ``batch`` rows and report the time as a batch of
+        ``batch`` requests, so admission control knows the model's cost before the first request."""
+        import time
+
+        from mmship.evaluation.feeds import example_feeds
+
+        observer = self.metrics.observer()
+        for name, graph in self.engine.graphs.items():
+            feeds = example_feeds(graph.inputs, batch=batch)
+            start = time.perf_counter()
+            graph(feeds)
+            observer.on_run(name, batch, batch, time.perf_counter() - start)
 
     async def stop(self) -> None:
         """Drain the batchers and stop the preprocessing pool."""
