@@ -45,6 +45,7 @@ class Level:
     refused_ms: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
     server_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
 
     @property
     def goodput(self) -> float:
@@ -60,7 +61,7 @@ class Level:
             "concurrency": self.concurrency, "seconds": round(self.seconds, 2), "ok": len(self.latencies_ms),
             "goodput": round(self.goodput, 1), "p50_ms": _r(self.percentile(50)), "p99_ms": _r(self.percentile(99)),
             "refused": self.refused, "refused_p50_ms": _r(self.percentile(50, self.refused_ms)),
-            "errors": self.errors, "server_cpu_s": round(self.server_cpu_s, 2),
+            "errors": self.errors, "server_cpu_s": round(self.server_cpu_s, 2), "client_cpu_s": round(self.client_cpu_s, 2),
         }
 
 
@@ -109,11 +110,12 @@ async def _run(url: str, body: bytes, concurrency: int, duration_s: float, pid: 
                 else:
                     level.errors[f"HTTP {status}"] = level.errors.get(f"HTTP {status}", 0) + 1
 
-        cpu = _cpu(pid)
+        cpu, own = _cpu(pid), _cpu(os.getpid())
         began = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         level.seconds = time.perf_counter() - began
         level.server_cpu_s = _cpu(pid) - cpu
+        level.client_cpu_s = _cpu(os.getpid()) - own
     return level
 
 

@@ -111,12 +111,12 @@ def main() -> int:
     refusal_cpu = (over.server_cpu_s - len(over.latencies_ms) * cpu_per_answer) / max(1, over.refused)
     ratio = over.goodput / base.goodput if base.goodput else 0.0
     p99 = over.percentile(99)
-    print(f"\n| level | goodput {args.modality}s/s | admitted p50 ms | admitted p99 ms | refused (503) | refusal p50 ms | other errors | server CPU s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"\n| level | goodput {args.modality}s/s | admitted p50 ms | admitted p99 ms | refused (503) | refusal p50 ms | other errors | server CPU s | load generator CPU s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, level in ((f"c={args.base}", base), (f"c={args.overload}", over)):
         s = level.summary()
         print(f"| {name} | {s['goodput']} | {s['p50_ms']} | {s['p99_ms']} | {s['refused']} | {s['refused_p50_ms']} | "
-              f"{sum(level.errors.values())} | {s['server_cpu_s']} |")
+              f"{sum(level.errors.values())} | {s['server_cpu_s']} | {s['client_cpu_s']} |")
     print(f"\ngoodput under {args.overload / args.base:.0f}x overload / at c={args.base}: {ratio:.2f} (target >= 0.9)")
     print(f"admitted p99 under overload: {(p99 or 0) / 1000:.2f} s (target <= 2 s)")
     print(f"server CPU per answer at c={args.base}: {cpu_per_answer * 1000:.1f} ms; per refusal under overload: "

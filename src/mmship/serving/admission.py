@@ -1,20 +1,24 @@
-"""Admission control: refuse work at arrival, before its body is read, when it would wait
-longer than the latency budget.
+"""Admission control: refuse work at arrival, before its body is read, when it would not
+be answered within the latency budget.
 
 A request that is refused only after its body was read, its images decoded and resized,
 has already spent the cores the admitted requests needed: under 50x overload the
 refusals ate the server. So every inference request (``POST``) is judged when it arrives,
 from its headers alone:
 
-* **estimated wait** = requests admitted and not yet answered x the model time one
-  request costs, measured (a decaying average over the last batches of every graph:
-  seconds of graph time / requests served). At low load batches hold one request and
-  the cost is the batch-1 time; under load it falls to the full-batch time per request,
-  so the queue a budget allows grows as batching pays off.
+* **estimated latency** = (requests admitted and not yet answered + 1) x the time one
+  request's place in line costs. That cost is measured on the answers themselves: a
+  request admitted with ``k`` requests ahead of it that took ``t`` seconds cost
+  ``t / (k + 1)`` a place (a decaying average over the last answers, weighted by
+  ``k + 1``). It holds everything a request spends (reading and decoding the body,
+  preprocessing, queueing, the model, the answer) and the machine's real speed; under
+  load it falls to the full-batch time per request, so the line a budget allows grows
+  as batching pays off. Until the first answer, the graphs' own warm-up timing (model
+  time per row) stands in.
 * refused with **503** + ``Retry-After`` (the seconds until the work ahead fits the
   budget again) when the estimate is over ``budget_s``, or when the admitted requests
-  reach the hard cap (a memory guard, whatever the estimate says). Until the first batch
-  is measured at most ``unmeasured_inflight`` requests are admitted.
+  reach the hard cap (a memory guard, whatever the estimate says). Until anything is
+  measured at most ``unmeasured_inflight`` requests are admitted.
 
 The refusal reads no body, parses no JSON and touches no model: an ASGI middleware
 (:class:`AdmissionMiddleware`) answers it before the route runs. uvicorn discards the
@@ -26,14 +30,15 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-#: Default latency budget: the longest a request is expected to wait for the model.
+#: Default latency budget: the longest a request admitted is expected to take.
 DEFAULT_BUDGET_MS = 1000.0
-#: Weight kept by the cost average per batch (0.9: the last ~10 batches count most).
+#: Weight kept by the cost average per sample (0.9: the last ~10 answers count most).
 DEFAULT_DECAY = 0.9
 
 
@@ -47,14 +52,14 @@ class Refusal:
 
 
 class AdmissionController:
-    """Counts the requests admitted and not answered, and the model time each costs.
+    """Counts the requests admitted and not answered, and what a place in line costs.
 
-    Thread-safe: batch timings arrive from the batchers' threads' callbacks (on the event
-    loop) and could come from several loops when several apps share a process.
+    Thread-safe: answers are counted on the event loop, warm-up timings may come from
+    another thread, and several apps may share a process.
 
-    :param budget_s: refuse when the estimated wait of a new request is over this.
+    :param budget_s: refuse when the estimated latency of a new request is over this.
     :param max_inflight: refuse when this many requests are admitted and not answered.
-    :param unmeasured_inflight: the cap until a batch has been measured.
+    :param unmeasured_inflight: the cap until anything has been measured.
     """
 
     def __init__(
@@ -67,45 +72,60 @@ class AdmissionController:
         self.unmeasured_inflight = max(1, min(unmeasured_inflight, max_inflight))
         self.decay = decay
         self.inflight = 0
-        self._seconds = 0.0  # decayed sum of batch seconds
-        self._requests = 0.0  # decayed sum of requests served by those batches
+        self._seconds = 0.0  # decayed sum of seconds
+        self._places = 0.0  # decayed sum of the places in line those seconds paid for
+        self._answered = False  # True once a real answer was measured
         self._lock = threading.Lock()
 
     # --- measurements -------------------------------------------------------------
 
     def observe_batch(self, graph: str, requests: int, rows: int, seconds: float) -> None:
-        """One graph run served ``requests`` requests (``rows`` rows) in ``seconds``."""
-        if requests <= 0 or seconds < 0:
+        """A graph run served ``requests`` requests in ``seconds``: the stand-in cost
+        until the first answer is measured (model time alone, no preprocessing)."""
+        if requests <= 0 or seconds < 0 or self._answered:
             return
         with self._lock:
             self._seconds = self._seconds * self.decay + seconds
-            self._requests = self._requests * self.decay + requests
+            self._places = self._places * self.decay + requests
+
+    def observe_answer(self, ahead: int, seconds: float) -> None:
+        """A request admitted with ``ahead`` requests in front of it was answered in ``seconds``."""
+        if seconds < 0 or ahead < 0:
+            return
+        with self._lock:
+            if not self._answered:  # real answers replace the warm-up's stand-in
+                self._seconds = self._places = 0.0
+                self._answered = True
+            self._seconds = self._seconds * self.decay + seconds
+            self._places = self._places * self.decay + ahead + 1
 
     @property
     def cost_s(self) -> float | None:
-        """Model seconds one request costs, measured; ``None`` before the first batch."""
-        return self._seconds / self._requests if self._requests > 0 else None
+        """Seconds one place in line costs, measured; ``None`` before anything was."""
+        return self._seconds / self._places if self._places > 0 else None
 
-    def estimated_wait_s(self) -> float:
-        """How long a request arriving now would wait for the requests ahead of it."""
+    def estimated_latency_s(self) -> float:
+        """How long a request arriving now would take to be answered."""
         cost = self.cost_s
-        return 0.0 if cost is None else self.inflight * cost
+        return 0.0 if cost is None else (self.inflight + 1) * cost
 
     # --- admission ----------------------------------------------------------------
 
-    def try_admit(self) -> Refusal | None:
-        """Admit one request (``None``; call :meth:`release` when it is answered) or say why not."""
+    def try_admit(self) -> tuple[int, Refusal | None]:
+        """Admit one request: ``(requests ahead of it, None)`` (call :meth:`release` when it
+        is answered), or ``(requests in progress, the refusal)``."""
         with self._lock:
             cost = self.cost_s
-            if self.inflight >= self.max_inflight:
-                return self._refusal("cap", cost)
+            ahead = self.inflight
+            if ahead >= self.max_inflight:
+                return ahead, self._refusal("cap", cost)
             if cost is None:
-                if self.inflight >= self.unmeasured_inflight:
-                    return self._refusal("cap", cost)
-            elif self.inflight * cost > self.budget_s:
-                return self._refusal("budget", cost)
+                if ahead >= self.unmeasured_inflight:
+                    return ahead, self._refusal("cap", cost)
+            elif (ahead + 1) * cost > self.budget_s:
+                return ahead, self._refusal("budget", cost)
             self.inflight += 1
-            return None
+            return ahead, None
 
     def release(self) -> None:
         """A request admitted by :meth:`try_admit` was answered (or failed)."""
@@ -113,16 +133,16 @@ class AdmissionController:
             self.inflight = max(0, self.inflight - 1)
 
     def _refusal(self, reason: str, cost: float | None) -> Refusal:
-        wait = self.inflight * cost if cost is not None else None
+        latency = (self.inflight + 1) * cost if cost is not None else None
         # Come back when the work ahead of you would fit the budget again.
-        retry = 1 if wait is None else max(1, math.ceil(wait - self.budget_s))
+        retry = 1 if latency is None else max(1, math.ceil(latency - self.budget_s))
         if reason == "budget":
-            assert wait is not None
+            assert latency is not None and cost is not None
             message = (
-                f"the server is overloaded: a request arriving now would wait about {wait * 1000:,.0f} ms for the "
-                f"{self.inflight} requests ahead of it (about {cost * 1000:.1f} ms of model time each), over the "
-                f"latency budget of {self.budget_s * 1000:,.0f} ms. Fix: retry after {retry} s, send at a lower rate, "
-                "or start the server with a larger --latency-budget-ms"
+                f"the server is overloaded: a request arriving now would be answered in about {latency * 1000:,.0f} ms "
+                f"({self.inflight} requests ahead of it, about {cost * 1000:.1f} ms each), over the latency budget of "
+                f"{self.budget_s * 1000:,.0f} ms. Fix: retry after {retry} s, send at a lower rate, or start the "
+                "server with a larger --latency-budget-ms"
             )
         else:
             cap = self.max_inflight if self.inflight >= self.max_inflight else self.unmeasured_inflight
@@ -135,7 +155,7 @@ class AdmissionController:
 
 
 class AdmissionMetrics:
-    """Refusals by reason, the requests admitted and the estimated wait, in ``registry``."""
+    """Refusals by reason, the requests admitted and the estimated latency, in ``registry``."""
 
     def __init__(self, registry: CollectorRegistry, controller: AdmissionController) -> None:
         self.refused = Counter(
@@ -144,10 +164,10 @@ class AdmissionMetrics:
         )
         inflight = Gauge("mmship_admission_inflight", "inference requests admitted and not yet answered", registry=registry)
         inflight.set_function(lambda: controller.inflight)
-        wait = Gauge(
-            "mmship_admission_estimated_wait_seconds", "estimated wait of a request arriving now", registry=registry
+        latency = Gauge(
+            "mmship_admission_estimated_latency_seconds", "estimated latency of a request arriving now", registry=registry
         )
-        wait.set_function(controller.estimated_wait_s)
+        latency.set_function(controller.estimated_latency_s)
         budget = Gauge("mmship_admission_budget_seconds", "the latency budget requests are admitted under", registry=registry)
         budget.set(controller.budget_s)
 
@@ -165,7 +185,7 @@ class AdmissionMiddleware:
         if scope["type"] != "http" or scope.get("method") != "POST":
             await self.app(scope, receive, send)
             return
-        refusal = self.controller.try_admit()
+        ahead, refusal = self.controller.try_admit()
         if refusal is not None:
             if self.metrics is not None:
                 self.metrics.refused.labels(refusal.reason).inc()
@@ -179,7 +199,18 @@ class AdmissionMiddleware:
             })
             await send({"type": "http.response.body", "body": body})
             return
+        start = time.perf_counter()
+        status = 500
+
+        async def watch(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, watch)
         finally:
             self.controller.release()
+            if status < 400:  # errors answered early say nothing of the line's speed
+                self.controller.observe_answer(ahead, time.perf_counter() - start)

@@ -80,6 +80,7 @@ def create_app(engine: Engine, settings: ServerSettings) -> FastAPI:
     app.state.label_cache = label_cache
     install_error_handlers(app)
     # Inner to the guard (added first): unauthenticated requests get 401, refusals are counted per route.
+    # The warm-up's graph timings stand in for the cost of a request until the first answer.
     admission = AdmissionController(
         settings.latency_budget_ms / 1000, max_inflight=settings.max_queue_rows,
         unmeasured_inflight=2 * service.max_batch_size,

@@ -59,7 +59,7 @@ class ServerSettings(BaseModel):
     request_timeout_s: float = Field(30.0, gt=0, description="per-request deadline (504 after)")
     latency_budget_ms: float = Field(
         DEFAULT_BUDGET_MS, gt=0,
-        description="refuse a request at arrival (503, body unread) when its estimated wait for the model is over this",
+        description="refuse a request at arrival (503, body unread) when its estimated latency is over this",
     )
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(

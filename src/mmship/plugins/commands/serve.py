@@ -29,7 +29,7 @@ def _add_serve(app: typer.Typer) -> None:
         timeout: float = typer.Option(30.0, "--timeout", help="Per-request deadline in seconds (504 after)."),
         latency_budget_ms: float = typer.Option(
             1000.0, "--latency-budget-ms",
-            help="Refuse a request at arrival (503 + Retry-After, body unread) when its estimated wait for the model is over this.",
+            help="Refuse a request at arrival (503 + Retry-After, body unread) when its estimated latency is over this.",
         ),
         max_body_mb: float = typer.Option(32.0, "--max-body-mb", help="Largest request body accepted."),
         max_items: int = typer.Option(256, "--max-items", help="Images + texts + raw-tensor rows per request."),
