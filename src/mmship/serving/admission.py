@@ -40,6 +40,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 DEFAULT_BUDGET_MS = 1000.0
 #: Weight kept by the cost average per sample (0.9: the last ~10 answers count most).
 DEFAULT_DECAY = 0.9
+#: An answer counts as at most this many times the current cost a place.
+OUTLIER_FACTOR = 4.0
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,10 @@ class AdmissionController:
             if not self._answered:  # real answers replace the warm-up's stand-in
                 self._seconds = self._places = 0.0
                 self._answered = True
+            elif self._places > 0:
+                # One heavy request (hundreds of labels, a batch of large images) moves the
+                # estimate by a bounded step, so it cannot make light traffic look like overload.
+                seconds = min(seconds, OUTLIER_FACTOR * (ahead + 1) * self._seconds / self._places)
             self._seconds = self._seconds * self.decay + seconds
             self._places = self._places * self.decay + ahead + 1
 

@@ -89,6 +89,18 @@ def test_cost_follows_the_latest_answers():
     assert admission.cost_s == pytest.approx(0.02, rel=1e-3)
 
 
+def test_one_heavy_answer_moves_the_estimate_a_bounded_step():
+    admission = AdmissionController(budget_s=1.0, max_inflight=100)
+    for _ in range(30):
+        admission.observe_answer(0, 0.010)
+    admission.observe_answer(0, 3.0)  # /classify with 800 uncached prompts, say
+    assert admission.cost_s < 0.014  # not 0.3 s a place: four light requests still fit the budget
+    assert all(_admit(admission) is None for _ in range(4))
+    for _ in range(40):  # a machine that really got 10x slower is followed within tens of answers
+        admission.observe_answer(0, 0.100)
+    assert admission.cost_s == pytest.approx(0.100, rel=0.05)
+
+
 def test_hard_cap_holds_whatever_the_estimate():
     admission = AdmissionController(budget_s=1000.0, max_inflight=3)
     admission.observe_answer(0, 0.001)
