@@ -13,8 +13,10 @@ from its headers alone:
   ``k + 1``). It holds everything a request spends (reading and decoding the body,
   preprocessing, queueing, the model, the answer) and the machine's real speed; under
   load it falls to the full-batch time per request, so the line a budget allows grows
-  as batching pays off. Until the first answer, the graphs' own warm-up timing (model
-  time per row) stands in.
+  as batching pays off. One answer counts as at most :data:`OUTLIER_FACTOR` times the
+  current cost a place, so a single heavy request (hundreds of uncached labels) cannot
+  make light traffic look like overload. Until the first answer, the graphs' own warm-up
+  timing (model time per row) stands in.
 * refused with **503** + ``Retry-After`` (the seconds until the work ahead fits the
   budget again) when the estimate is over ``budget_s``, or when the admitted requests
   reach the hard cap (a memory guard, whatever the estimate says). Until anything is
