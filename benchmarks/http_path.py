@@ -13,7 +13,7 @@ Prints the ratios the issue sets targets for (server c=16 / engine b16 >= 0.9; i
 c=1 - engine b1 <= 3 ms) and one table row, ``--label``, for the "one change at a time"
 table of the README. Usage:
 
-    python benchmarks/http_path.py --label "baseline" [--duration 8] [--work .bench] [--json out.json]
+    python benchmarks/http_path.py --label "baseline" [--small] [--duration 8] [--work .bench] [--json out.json]
 """
 
 from __future__ import annotations
@@ -33,6 +33,25 @@ from aio_load import CAPTION, embed_body, machine_note, run_level  # noqa: E402
 
 from mmship.bench.loadgen import default_image  # noqa: E402
 from mmship.serving.process import free_port, spawn_server, stop_process, wait_ready  # noqa: E402
+
+
+def prepare_small(work: Path) -> Path:
+    """A small CLIP with the full-size preprocessing (224x224 images, the real 49408-token
+    tokenizer) and a one-layer 64-wide model, built to int8 (dynamic): the model costs
+    almost nothing, so what the server spends per request shows."""
+    from mmship.core.pipeline import BuildRequest, build
+    from mmship.core.stages import QuantizeOptions
+    from mmship.testing.models import make_random_clip
+
+    bundle = work / "bundle-small-int8"
+    if not (bundle / "mmship.yaml").exists():
+        small = dict(hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128)
+        model = make_random_clip(
+            work / "clip-small-real-tokenizer", real_tokenizer=True, projection_dim=512,
+            text_config=dict(small, max_position_embeddings=77), vision_config=dict(small, image_size=224, patch_size=32),
+        )
+        build(BuildRequest(source=str(model), out=bundle, precisions=["fp32", "int8"], quantize=QuantizeOptions(mode="dynamic")))
+    return bundle
 
 
 def engine_figures(bundle_dir: Path, precision: str, batch: int = 16, seconds: float = 5.0) -> dict[str, float]:
@@ -88,11 +107,13 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--work", type=Path, default=Path(".bench"))
     parser.add_argument("--bundle", type=Path, default=None, help="default: WORK/bundle-int8-dynamic")
+    parser.add_argument("--small", action="store_true", help="the small model (WORK/bundle-small-int8, built if missing)")
     parser.add_argument("--precision", default="int8")
     parser.add_argument("--serve-arg", action="append", default=[], help="extra `mmship serve` argument (repeatable)")
     parser.add_argument("--json", type=Path, default=None, help="append the figures as one JSON line")
     args = parser.parse_args()
-    bundle = args.bundle or args.work / "bundle-int8-dynamic"
+    args.work.mkdir(parents=True, exist_ok=True)
+    bundle = prepare_small(args.work) if args.small else args.bundle or args.work / "bundle-int8-dynamic"
     if not (bundle / "mmship.yaml").exists():
         from serve_clip import prepare
 

@@ -13,7 +13,7 @@ Refused workers wait ``Retry-After`` (capped by ``--max-pause``) before their ne
 request, as well-behaved clients do; ``--max-pause 0.05`` makes a flood that comes back
 at once. Usage:
 
-    python benchmarks/overload.py [--duration 20] [--overload 800] [--budget-ms 1000] [--json out.json]
+    python benchmarks/overload.py [--small] [--duration 20] [--overload 800] [--budget-ms 1000] [--json out.json]
 """
 
 from __future__ import annotations
@@ -83,10 +83,16 @@ def main() -> int:
     parser.add_argument("--modality", choices=("image", "text"), default="image")
     parser.add_argument("--work", type=Path, default=Path(".bench"))
     parser.add_argument("--bundle", type=Path, default=None, help="default: WORK/bundle-int8-dynamic")
+    parser.add_argument("--small", action="store_true", help="the small model of http_path.py (built if missing)")
     parser.add_argument("--precision", default="int8")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     raise_file_limit()
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.small:
+        from http_path import prepare_small
+
+        args.bundle = prepare_small(args.work)
     bundle = args.bundle or args.work / "bundle-int8-dynamic"
     if not (bundle / "mmship.yaml").exists():
         from serve_clip import prepare
