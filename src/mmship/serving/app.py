@@ -28,6 +28,7 @@ from mmship.core.payload import (
     fill_template,
 )
 from mmship.scoring import unit_rows
+from mmship.serving.admission import AdmissionController, AdmissionMetrics, AdmissionMiddleware
 from mmship.serving.embed_items import ItemEmbedder
 from mmship.serving.engine import Engine
 from mmship.serving.http_errors import install_error_handlers
@@ -111,6 +112,15 @@ def create_app(served: Served, settings: ServerSettings) -> FastAPI:
     app.state.metrics = metrics
     app.state.label_cache = label_cache
     install_error_handlers(app)
+    # Inner to the guard (added first): unauthenticated requests get 401, refusals are counted per route.
+    # The warm-up's graph timings stand in for the cost of a request until the first answer.
+    admission = AdmissionController(
+        settings.latency_budget_ms / 1000, max_inflight=settings.max_queue_rows,
+        unmeasured_inflight=2 * service.max_batch_size,
+    )
+    metrics.run_listeners.append(admission.observe_batch)
+    app.state.admission = admission
+    app.add_middleware(AdmissionMiddleware, controller=admission, metrics=AdmissionMetrics(metrics.registry, admission))
     app.add_middleware(
         GuardMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes,
         api_key=settings.api_key.get_secret_value() if settings.api_key else None,

@@ -61,9 +61,11 @@ def stack_rows(items: list[Arrays]) -> Arrays:
 
 @dataclass
 class BatchObserver:
-    """Callbacks for metrics: batch sizes, queue depth, run time."""
+    """Callbacks for metrics and admission: batch sizes, queue depth, run time."""
 
     on_batch: Callable[[str, int, float], None] = lambda graph, rows, seconds: None
+    #: ``(graph, requests, rows, seconds)`` of every successful run.
+    on_run: Callable[[str, int, int, float], None] = lambda graph, requests, rows, seconds: None
     on_queue_depth: Callable[[str, int], None] = lambda graph, depth: None
 
 
@@ -222,6 +224,7 @@ class DynamicBatcher:
         rows = sum(p.rows for p in live)
         self._last_rows = rows
         self.observer.on_batch(self.name, rows, seconds)
+        self.observer.on_run(self.name, len(live), rows, seconds)
         offset = 0
         for pending in live:
             part = {name: value[offset : offset + pending.rows] for name, value in outputs.items()}

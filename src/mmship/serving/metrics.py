@@ -10,6 +10,7 @@ ever served names, so a client cannot grow the registry by inventing names.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,8 @@ class ServerMetrics:
             "mmship_truncated_texts_total", "texts cut to the model's max length", ["model"], registry=self.registry
         )
         self._process = psutil.Process(os.getpid())
+        #: Called with ``(graph, requests, rows, seconds)`` after every graph run (admission control).
+        self.run_listeners: list[Callable[[str, int, int, float], None]] = []
 
     def for_model(self, model: str) -> ModelMetrics:
         """What the service of ``model`` records, labelled with its name."""
@@ -89,7 +92,13 @@ class ServerMetrics:
             self.batch_size.labels(graph, model).observe(rows)
             self.batch_seconds.labels(graph, model).observe(seconds)
 
-        return BatchObserver(on_batch=on_batch, on_queue_depth=lambda g, d: self.queue_depth.labels(g, model).set(d))
+        def on_run(graph: str, requests: int, rows: int, seconds: float) -> None:
+            for listener in self.run_listeners:
+                listener(graph, requests, rows, seconds)
+
+        return BatchObserver(
+            on_batch=on_batch, on_run=on_run, on_queue_depth=lambda g, d: self.queue_depth.labels(g, model).set(d)
+        )
 
     def render(self) -> bytes:
         """The Prometheus text exposition, with memory sampled now."""

@@ -7,6 +7,7 @@ import ipaddress
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from mmship.core.errors import MmshipError
+from mmship.serving.admission import DEFAULT_BUDGET_MS
 from mmship.serving.label_cache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
 from mmship.serving.url_fetch import UrlFetchSettings
 
@@ -56,6 +57,10 @@ class ServerSettings(BaseModel):
     max_delay_ms: float | None = Field(None, ge=0)
     max_queue_rows: int = Field(256, ge=1, description="rows waiting per graph before 503")
     request_timeout_s: float = Field(30.0, gt=0, description="per-request deadline (504 after)")
+    latency_budget_ms: float = Field(
+        DEFAULT_BUDGET_MS, gt=0,
+        description="refuse a request at arrival (503, body unread) when its estimated latency is over this",
+    )
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(
         40_000_000, ge=1, description="largest image (width x height), checked on the decoded size and on the resize target"

@@ -16,6 +16,15 @@ from mmship.serving.process import free_port, wait_ready
 pytestmark = pytest.mark.network
 
 
+def _arrived(url: str) -> int:
+    """/embed requests admitted so far: those in flight plus those answered."""
+    count = 0.0
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith("mmship_admission_inflight ") or line.startswith('mmship_requests_total{route="/embed",status="200"}'):
+            count += float(line.rsplit(" ", 1)[1])
+    return int(count)
+
+
 def test_sigterm_drains_requests_in_flight(tiny_clip_bundle, tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -29,7 +38,13 @@ def test_sigterm_drains_requests_in_flight(tiny_clip_bundle, tmp_path):
         wait_ready(url, proc, timeout_s=90)
         with ThreadPoolExecutor(6) as pool:
             futures = [pool.submit(httpx.post, f"{url}/embed", json={"texts": [f"text {i}"]}, timeout=30) for i in range(6)]
-            time.sleep(0.5)  # the requests now wait in the batcher (max delay 1.5 s)
+            # All six arrived (answered, or waiting in the batcher: max delay 1.5 s once it is
+            # busy); a fixed sleep was too short on a loaded machine, where the clients took
+            # longer to connect.
+            deadline = time.monotonic() + 20
+            while _arrived(url) < 6:
+                assert time.monotonic() < deadline, "the six requests never reached the server"
+                time.sleep(0.02)
             proc.send_signal(signal.SIGTERM)
             codes = [f.result().status_code for f in futures]
         assert codes == [200] * 6

@@ -42,6 +42,7 @@ from mmship.core.payload import (
     check_templates,
 )
 from mmship.payload.binary import parse_json
+from mmship.payload.json_out import dump_json
 from mmship.payload.images import (
     check_encoded_image,
     decode_image_text,
@@ -204,10 +205,6 @@ def _json_response(doc: BaseModel) -> EncodedResponse:
     return EncodedResponse(body.encode("utf-8"), dict(_JSON))
 
 
-def _listed(array: np.ndarray | None) -> list[list[float]] | None:
-    return None if array is None else array.astype(float).tolist()
-
-
 def decode_embed_request(body: bytes, headers: Mapping[str, str]) -> DecodedRequest:
     """A ``POST /embed`` body: images decoded to their files' bytes, texts, and
     ``options["normalize"]``."""
@@ -219,13 +216,26 @@ def decode_embed_request(body: bytes, headers: Mapping[str, str]) -> DecodedRequ
     return DecodedRequest(inputs=inputs)
 
 
+def _float64(array: np.ndarray | None) -> np.ndarray | None:
+    return None if array is None else np.ascontiguousarray(array, dtype=np.float64)
+
+
 def encode_embed_response(answer: EmbedResult) -> EncodedResponse:
-    """The ``/embed`` response body for ``answer``."""
-    return _json_response(EmbedResponse(
-        model=answer.model, dim=answer.dim, image_embeds=_listed(answer.image_embeds),
-        text_embeds=_listed(answer.text_embeds), embeds={k: _listed(v) for k, v in answer.embeds.items()},
-        truncated=answer.truncated,
-    ))
+    """The ``/embed`` response body for ``answer`` (:class:`EmbedResponse`'s fields, in its
+    order; written by :func:`~mmship.payload.json_out.dump_json` without building the model)."""
+    doc = {
+        "model": answer.model, "dim": int(answer.dim), "image_embeds": _float64(answer.image_embeds),
+        "text_embeds": _float64(answer.text_embeds), "embeds": {k: _float64(v) for k, v in answer.embeds.items()},
+        "truncated": [bool(t) for t in answer.truncated],
+    }
+    try:
+        body = dump_json(doc)
+    except ValueError:
+        raise InputSpecError(
+            "the answer holds NaN or infinite values, which JSON cannot carry",
+            hint="check the inputs; use the v2-binary protocol to receive such values",
+        ) from None
+    return EncodedResponse(body, dict(_JSON))
 
 
 def decode_classify_request(body: bytes, headers: Mapping[str, str]) -> DecodedRequest:

@@ -36,6 +36,7 @@ from mmship.core.payload import (
     PayloadInputs,
 )
 from mmship.payload.images import check_encoded_image, encode_image_text
+from mmship.payload.json_out import dump_json
 from mmship.plugins.codecs.embed_schemas import openapi_fields, read_json_body
 from mmship.plugins.codecs.openai_schemas import EmbeddingsRequest, EmbeddingsResponse, request_items
 
@@ -95,17 +96,17 @@ def _invalid_field(body: bytes) -> str | None:
     return None
 
 
-def _vector(row: np.ndarray, encoding: str) -> list[float] | str:
+def _vector(row: np.ndarray, encoding: str) -> np.ndarray | str:
     if encoding == "base64":
         return base64.b64encode(np.ascontiguousarray(row, dtype="<f4").tobytes()).decode("ascii")
-    return row.astype(float).tolist()
+    return np.ascontiguousarray(row, dtype=np.float64)  # written as a list of floats by dump_json
 
 
 def encode_embeddings_response(answer: ItemEmbeddings, encoding: str = "float") -> EncodedResponse:
     """OpenAI's embeddings list for ``answer``, each vector as floats or base64 float32."""
     data = [{"object": "embedding", "index": i, "embedding": _vector(row, encoding)} for i, row in enumerate(answer.embeddings)]
     usage = {"prompt_tokens": answer.prompt_tokens, "total_tokens": answer.prompt_tokens}
-    return EncodedResponse(_dump({"object": "list", "data": data, "model": answer.model, "usage": usage}), dict(_JSON))
+    return EncodedResponse(dump_json({"object": "list", "data": data, "model": answer.model, "usage": usage}), dict(_JSON))
 
 
 def model_object(card: ModelCard) -> dict[str, Any]:

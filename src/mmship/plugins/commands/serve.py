@@ -39,6 +39,10 @@ def _add_serve(app: typer.Typer) -> None:
         max_delay_ms: float | None = typer.Option(None, "--max-delay-ms", help="How long a request waits for company."),
         max_queue: int = typer.Option(256, "--max-queue", help="Rows waiting per graph before 503 + Retry-After."),
         timeout: float = typer.Option(30.0, "--timeout", help="Per-request deadline in seconds (504 after)."),
+        latency_budget_ms: float = typer.Option(
+            1000.0, "--latency-budget-ms",
+            help="Refuse a request at arrival (503 + Retry-After, body unread) when its estimated latency is over this.",
+        ),
         max_body_mb: float = typer.Option(32.0, "--max-body-mb", help="Largest request body accepted."),
         max_items: int = typer.Option(256, "--max-items", help="Images + texts + raw-tensor rows per request."),
         max_image_pixels: int = typer.Option(40_000_000, "--max-image-pixels", help="Largest image (width x height), decoded and after resizing."),
@@ -84,7 +88,7 @@ def _add_serve(app: typer.Typer) -> None:
         try:
             settings = ServerSettings(
                 host=host, port=port, precision=every_precision, max_batch_size=max_batch_size, max_delay_ms=max_delay_ms,
-                max_queue_rows=max_queue, request_timeout_s=timeout, max_body_bytes=int(max_body_mb * 1024 * 1024),
+                max_queue_rows=max_queue, request_timeout_s=timeout, latency_budget_ms=latency_budget_ms, max_body_bytes=int(max_body_mb * 1024 * 1024),
                 max_items_per_request=max_items, max_image_pixels=max_image_pixels, max_request_pixels=max_request_pixels,
                 max_aspect_ratio=max_aspect_ratio, max_request_text_chars=max_text_chars,
                 label_cache_entries=label_cache_size, label_cache_bytes=int(label_cache_mb * 1024 * 1024),
