@@ -1,5 +1,11 @@
-"""The inference engine: a bundle's graphs at one precision, loaded through the
-inference-runtime registry (onnxruntime unless the manifest says otherwise)."""
+"""The inference engine: a bundle's graphs, one variant per tower, loaded through the
+inference-runtime registry.
+
+The variant served per tower is the build's choice (the fastest that met the accuracy
+budget on the build machine), or the one ``precision`` / ``runtime`` name; where the
+chosen runtime is not installed, an onnxruntime variant is served with a note
+(:func:`mmship.core.variants.select_graphs`). Bundles from before variants were recorded
+serve their onnxruntime graphs at ``serving_params.precision``."""
 
 from __future__ import annotations
 
@@ -7,11 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mmship.core.bundle import Bundle
+from mmship.core.bundle import Bundle, GraphFile
 from mmship.core.errors import BundleError, MmshipError
 from mmship.core.manager import get_plugin_manager
 from mmship.core.runtime import GraphSession, InferenceRuntime
 from mmship.core.specs import GraphSpec, TensorSpec
+from mmship.core.variants import select_graphs
 from mmship.hardware import cpu_threads
 
 
@@ -24,6 +31,13 @@ class GraphRunner:
     outputs: list[TensorSpec]
     session: GraphSession
     runtime: str = "onnxruntime"
+    #: The manifest entry loaded (file, precision, runtime, load options, build figures).
+    file: GraphFile | None = None
+
+    @property
+    def precision(self) -> str:
+        """The precision of the variant loaded."""
+        return self.file.precision if self.file is not None else "fp32"
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.session.run({s.name: feeds[s.name] for s in self.inputs}, [s.name for s in self.outputs])
@@ -44,10 +58,11 @@ def choose_accelerator(asked: str | None, bundle_default: str, runtime: Inferenc
 
 
 class Engine:
-    """Sessions for every graph of a bundle at one precision."""
+    """Sessions for every graph of a bundle, one variant per tower (see the module doc)."""
 
     def __init__(
-        self, bundle: Bundle, precision: str | None = None, threads: int | None = None, accelerator: str | None = None
+        self, bundle: Bundle, precision: str | None = None, threads: int | None = None, accelerator: str | None = None,
+        runtime: str | None = None,
     ) -> None:
         manifest = bundle.manifest
         if not manifest.graphs:
@@ -56,14 +71,17 @@ class Engine:
                 hint="deploy it with a target that serves Hugging Face checkpoints, e.g. --target friendli",
             )
         self.bundle = bundle
-        self.precision = precision or manifest.serving_params.precision
         self.threads = threads or cpu_threads()
-        files = {g.name: manifest.graph(g.name, self.precision) for g in manifest.graph_specs}
         runtimes = get_plugin_manager().runtimes()
+        selection = select_graphs(manifest, runtimes, precision=precision, runtime=runtime)
+        files = selection.files
+        #: The precision served: one word when every tower has it, else per tower.
+        self.precision = selection.precision
         loaded = {name: runtimes.get(name)() for name in sorted({f.runtime for f in files.values()})}
         self.runtimes = sorted(loaded)
         first = loaded[self.runtimes[0]]
-        self.accelerator, self.notes = choose_accelerator(accelerator, manifest.serving_params.accelerator, first)
+        self.accelerator, notes = choose_accelerator(accelerator, manifest.serving_params.accelerator, first)
+        self.notes = [*selection.notes, *notes]
         specs = {s.name: s for s in (*manifest.inputs, *manifest.outputs)}
         self.graphs: dict[str, GraphRunner] = {}
         for graph_spec in manifest.graph_specs:
@@ -81,6 +99,7 @@ class Engine:
                 outputs=[specs[n] for n in graph_spec.outputs],
                 session=session,
                 runtime=file.runtime,
+                file=file,
             )
 
     @property

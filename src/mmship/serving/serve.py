@@ -22,7 +22,10 @@ def build_server(bundle_path: str | Path, settings: ServerSettings) -> Any:
 
     settings.check_safe()
     bundle = Bundle.load(bundle_path)
-    engine = Engine(bundle, precision=settings.precision, threads=settings.threads, accelerator=settings.accelerator)
+    engine = Engine(
+        bundle, precision=settings.precision, threads=settings.threads, accelerator=settings.accelerator,
+        runtime=settings.runtime,
+    )
     app = create_app(engine, settings)
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level="warning", access_log=False,

@@ -22,7 +22,12 @@ def _add_serve(app: typer.Typer) -> None:
         bundle: Path = typer.Argument(..., help="A bundle folder written by `mmship build`."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (non-loopback needs --api-key)."),
         port: int = typer.Option(8000, "--port", help="Port to bind (0: any free port)."),
-        precision: str | None = typer.Option(None, "--precision", help="fp32, fp16 or int8 (default: the bundle's)."),
+        precision: str | None = typer.Option(
+            None, "--precision", help="fp32, fp16, bf16 or int8 (default: the variant the build chose per tower)."
+        ),
+        runtime: str | None = typer.Option(
+            None, "--runtime", help="onnxruntime or openvino (default: the variant the build chose per tower)."
+        ),
         max_batch_size: int | None = typer.Option(None, "--max-batch-size", help="Rows per graph run."),
         max_delay_ms: float | None = typer.Option(None, "--max-delay-ms", help="How long a request waits for company."),
         max_queue: int = typer.Option(256, "--max-queue", help="Rows waiting per graph before 503 + Retry-After."),
@@ -37,7 +42,7 @@ def _add_serve(app: typer.Typer) -> None:
             10_000, "--label-cache-size", help="Label embeddings /classify and /rank keep between requests (0: no cache)."
         ),
         label_cache_mb: float = typer.Option(64.0, "--label-cache-mb", help="Memory the label-embedding cache may use."),
-        threads: int | None = typer.Option(None, "--threads", help="onnxruntime threads per session (default: all cores)."),
+        threads: int | None = typer.Option(None, "--threads", help="Threads per graph session (default: all cores)."),
         accelerator: str | None = typer.Option(None, "--accelerator", help="cpu, cuda or tensorrt (default: the bundle's when present, else cpu)."),
         api_key: str | None = typer.Option(None, "--api-key", envvar="MMSHIP_API_KEY", help="Require 'Authorization: Bearer KEY'.", show_envvar=True),
         insecure: bool = typer.Option(False, "--insecure", help="Allow a non-loopback bind without an API key."),
@@ -65,7 +70,7 @@ def _add_serve(app: typer.Typer) -> None:
         url_fetch = _url_fetch_settings(allow_url_fetch, url_fetch_private, url_fetch_max_mb, url_fetch_timeout)
         try:
             settings = ServerSettings(
-                host=host, port=port, precision=precision, max_batch_size=max_batch_size, max_delay_ms=max_delay_ms,
+                host=host, port=port, precision=precision, runtime=runtime, max_batch_size=max_batch_size, max_delay_ms=max_delay_ms,
                 max_queue_rows=max_queue, request_timeout_s=timeout, max_body_bytes=int(max_body_mb * 1024 * 1024),
                 max_items_per_request=max_items, max_image_pixels=max_image_pixels, max_request_pixels=max_request_pixels,
                 max_aspect_ratio=max_aspect_ratio, max_request_text_chars=max_text_chars,
@@ -81,8 +86,9 @@ def _add_serve(app: typer.Typer) -> None:
         service = server.config.app.state.service
         for note in service.engine.notes:
             console.print(f"[yellow]note:[/] {note}")
+        graphs = ", ".join(f"{name} {g.runtime} {g.precision}" for name, g in service.engine.graphs.items())
         console.print(
-            f"serving [bold]{service.name}[/] ({service.engine.precision} on {service.engine.accelerator}, graphs: {', '.join(service.engine.graphs)}) "
+            f"serving [bold]{service.name}[/] (on {service.engine.accelerator}, graphs: {graphs}) "
             f"on http://{host}:{port}  pid {os.getpid()}"
         )
         console.print(f"  try: http://{host}:{port}/ in a browser, or mmship invoke http://{host}:{port} --image cat.jpg --text 'a photo of a cat'   docs: http://{host}:{port}/docs")
