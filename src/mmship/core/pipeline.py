@@ -59,6 +59,9 @@ class BuildRequest:
     precisions: list[str] | None = None
     #: Runtimes to build for (None: onnxruntime and every other installed runtime).
     runtimes: list[str] | None = None
+    #: Time the verified variants and record the fastest per tower (False: no timing; the
+    #: onnxruntime graph at ``serving_params.precision`` is served by default).
+    measure: bool = True
     revision: str | None = None
     trust_remote_code: bool = False
     serving_params: ServingParams | None = None
@@ -107,6 +110,8 @@ def _build_variant(
 def _timed(plan: VariantPlan, request: BuildRequest) -> tuple[str, ...]:
     """The variants timed for the choice: with a deploy config's serving precision, only
     the variants at that precision (the choice stays within what the config asks)."""
+    if not request.measure:
+        return ()
     if request.serving_params is None:
         return plan.timed()
     wanted = request.serving_params.precision

@@ -144,6 +144,14 @@ def _label(graph: GraphFile) -> str:
     return f"{graph.runtime} {graph.precision}"
 
 
+def built_text(graphs: list[GraphFile]) -> str:
+    """The variants of one tower as people read them: ``onnxruntime: fp32, int8; openvino: fp32``."""
+    by_runtime: dict[str, list[str]] = {}
+    for graph in graphs:
+        by_runtime.setdefault(graph.runtime, []).append(graph.precision)
+    return "; ".join(f"{runtime}: {', '.join(p)}" for runtime, p in by_runtime.items()) or "none"
+
+
 def _preferred(candidates: list[GraphFile], manifest: BundleManifest, tower: str) -> GraphFile:
     """The chosen variant when among ``candidates``, else the fastest timed one, else the
     onnxruntime graph at the serving precision, else the first."""
@@ -161,11 +169,13 @@ def _preferred(candidates: list[GraphFile], manifest: BundleManifest, tower: str
 
 
 def select_graphs(
-    manifest: BundleManifest, registry: RuntimeRegistry, precision: str | None = None, runtime: str | None = None
+    manifest: BundleManifest, registry: RuntimeRegistry, precision: str | None = None, runtime: str | None = None,
+    check_available: bool = True,
 ) -> Selection:
     """The graph to serve per tower: the build's choice, or the variant ``precision`` and
     ``runtime`` name; a runtime that is not installed here is replaced by one that is
-    (with a note), unless it was named."""
+    (with a note), unless it was named. ``check_available=False`` (a target writing files
+    for another machine) keeps the choice whatever is installed here."""
     files: dict[str, GraphFile] = {}
     notes: list[str] = []
     for spec in manifest.graph_specs:
@@ -174,27 +184,26 @@ def select_graphs(
             g for g in every if (precision is None or g.precision == precision) and (runtime is None or g.runtime == runtime)
         ]
         if not candidates:
-            built = ", ".join(_label(g) for g in every) or "none"
+            built = built_text(every)
             asked = " ".join(f"--{k} {v}" for k, v in (("runtime", runtime), ("precision", precision)) if v)
+            what = " ".join(v for v in (runtime, precision) if v)
             raise BundleError(
-                f"the bundle has no graph for {spec.name!r} matching {asked} (variants built: {built})",
+                f"the bundle has no {what} graph for {spec.name!r} (variants built: {built})",
                 hint=f"serve one of the variants built, or rebuild with `mmship build ... {asked}`",
             )
         pick = _preferred(candidates, manifest, spec.name)
-        if not _available(registry, pick.runtime):
+        if check_available and not _available(registry, pick.runtime):
             if runtime is not None:
                 raise RuntimeUnavailableError(
                     f"--runtime {runtime}: the {runtime} runtime is not installed here",
-                    hint=f"pip install 'mmship[{runtime}]', or serve another variant (built: "
-                    f"{', '.join(_label(g) for g in every)})",
+                    hint=f"pip install 'mmship[{runtime}]', or serve another variant (built: {built_text(every)})",
                 )
             usable = [g for g in candidates if _available(registry, g.runtime)]
             same = [g for g in usable if g.precision == pick.precision]
             if not usable:
                 raise RuntimeUnavailableError(
                     f"the {pick.precision} graph of {spec.name!r} needs {pick.runtime}, which is not installed here",
-                    hint=f"pip install 'mmship[{pick.runtime}]', or serve another precision (built: "
-                    f"{', '.join(_label(g) for g in every)})",
+                    hint=f"pip install 'mmship[{pick.runtime}]', or serve another precision (built: {built_text(every)})",
                 )
             fallback = same[0] if same else _preferred(usable, manifest, spec.name)
             notes.append(

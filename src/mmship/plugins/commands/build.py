@@ -52,6 +52,10 @@ def mmship_register_commands(app: typer.Typer) -> None:
         opset: int = typer.Option(17, "--opset", help="ONNX opset."),
         name: str | None = typer.Option(None, "--name", help="Model name in the bundle (default: the source's name)."),
         force: bool = typer.Option(False, "--force", help="Replace an existing bundle at --out."),
+        measure: bool = typer.Option(
+            True, "--measure/--no-measure",
+            help="Time every verified variant and serve the fastest per tower (--no-measure: serve onnxruntime's).",
+        ),
     ) -> None:
         """Build a bundle: aligned preprocessing, graph variants per runtime and precision, each validated and
         timed (the fastest verified one per tower is served by default), checksums, report."""
@@ -65,7 +69,7 @@ def mmship_register_commands(app: typer.Typer) -> None:
             revision=revision,
             trust_remote_code=trust_remote_code, name=name, max_accuracy_loss=parse_fraction(max_accuracy_loss),
             export=ExportOptions(opset=opset), quantize=QuantizeOptions(mode=int8_mode, per_channel=per_channel),
-            optimize=OptimizeOptions(level=optimize), overwrite=force,
+            optimize=OptimizeOptions(level=optimize), overwrite=force, measure=measure,
         )
         if config is not None:
             from mmship.core.config import load_config

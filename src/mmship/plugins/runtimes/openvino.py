@@ -137,6 +137,18 @@ class OpenVinoRuntime(InferenceRuntime):
         return [path, path.with_suffix(".bin")]
 
     @classmethod
+    def serving_parameters(cls, target: str, options: Mapping[str, Any]) -> dict[str, str]:
+        """Triton's OpenVINO backend parameters: one stream, the latency hint, and
+        ``HINT_BF16`` for a variant loaded in bf16 (the backend has no f32 hint: on CPUs
+        with AMX it may run an fp32 IR in bf16)."""
+        if target != "triton":
+            return {}
+        parameters = {"NUM_STREAMS": "1", "PERFORMANCE_HINT": "LATENCY"}
+        if options.get("INFERENCE_PRECISION_HINT") == "bf16":
+            parameters["HINT_BF16"] = "YES"
+        return parameters
+
+    @classmethod
     def available(cls) -> bool:
         """True when ``openvino`` imports here."""
         try:
