@@ -9,6 +9,8 @@ OpenVINO variants (IR conversion, NNCF int8) lives in
   (:attr:`reads_verified_bytes`): nothing is reopened after the checksum.
 * Each compiled model gets the cores this process may use, one stream, the latency hint:
   two towers in one process then take turns on the cores instead of splitting them.
+* No telemetry: ``openvino`` is imported with ``openvino_telemetry`` unimportable (see
+  :func:`_import_openvino`); import it through :func:`import_openvino`.
 * Load options recorded in the manifest are OpenVINO properties; only those in
   :data:`ALLOWED_OPTIONS` are accepted (a bundle must not be able to set e.g. a cache
   folder the server would write into).
@@ -16,9 +18,11 @@ OpenVINO variants (IR conversion, NNCF int8) lives in
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +43,37 @@ DEVICES = {"cpu": "CPU"}
 INSTALL_HINT = "pip install 'mmship[openvino]' (or serve with --runtime onnxruntime)"
 
 
+@contextlib.contextmanager
+def without_module(name: str) -> Iterator[None]:
+    """Make ``name`` unimportable inside the block (``import`` raises ImportError)."""
+    before = sys.modules.get(name, ...)
+    sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if before is ...:
+            sys.modules.pop(name, None)
+        else:
+            sys.modules[name] = before
+
+
 @functools.cache
 def _import_openvino() -> Any:
-    import openvino
-
+    """``openvino``, imported with ``openvino_telemetry`` unimportable: ``import openvino``
+    otherwise sends a usage event ("ov import") from a forked child process and writes a
+    client id into the home folder whenever no consent file says no (checked: openvino
+    2026.4). Without the telemetry package OpenVINO takes its own stub and sends nothing."""
+    if "openvino" in sys.modules:
+        import openvino
+    else:
+        with without_module("openvino_telemetry"):
+            import openvino
     return openvino
+
+
+def import_openvino() -> Any:
+    """The ``openvino`` module, telemetry off (raises ImportError when not installed)."""
+    return _import_openvino()
 
 
 @functools.cache

@@ -10,19 +10,18 @@
   the probe set of real photos and captions run through the build's preprocessing (a
   random calibration set collapsed the text tower to cosine 0.64, FACTS).
 
-No telemetry: NNCF sends usage events through ``openvino_telemetry`` when it can import
-it (and writes a client id into the home folder). :func:`import_nncf` imports NNCF with
-``openvino_telemetry`` made unimportable, so NNCF takes its no-telemetry stub, and puts the
-stub in place if NNCF was imported before. Building needs ``mmship[openvino-build]``;
+No telemetry: ``import openvino`` and NNCF send usage events through
+``openvino_telemetry`` when they can import it (and write a client id into the home
+folder). OpenVINO is imported through the runtime plugin's guard and :func:`import_nncf`
+imports NNCF with ``openvino_telemetry`` made unimportable, so both take their
+no-telemetry stubs (NNCF's stub is put in place if NNCF was imported before). Building needs ``mmship[openvino-build]``;
 serving needs only ``mmship[openvino]``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from mmship import hookimpl
 from mmship.core.errors import BuildError
 from mmship.core.specs import ExportedGraph
 from mmship.core.stages import BuildContext, QuantizeOptions
+from mmship.plugins.runtimes.openvino import import_openvino, without_module
 
 BUILD_HINT = "pip install 'mmship[openvino-build]', or build without it: --runtime onnxruntime"
 #: Load options per precision (the IR of ``fp32`` and ``bf16`` is the same file).
@@ -38,34 +38,21 @@ LOAD_OPTIONS = {"fp32": {"INFERENCE_PRECISION_HINT": "f32"}, "bf16": {"INFERENCE
 
 def _openvino() -> Any:
     try:
-        import openvino
+        return import_openvino()
     except ImportError as exc:
         raise BuildError(f"OpenVINO variants need the openvino package ({exc})", hint=BUILD_HINT) from None
-    return openvino
-
-
-@contextlib.contextmanager
-def _without(module: str) -> Iterator[None]:
-    """Make ``module`` unimportable inside the block (``import`` raises ImportError)."""
-    before = sys.modules.get(module, ...)
-    sys.modules[module] = None  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        if before is ...:
-            sys.modules.pop(module, None)
-        else:
-            sys.modules[module] = before
 
 
 def import_nncf() -> Any:
-    """NNCF with its telemetry off: imported while ``openvino_telemetry`` cannot be, and
-    its telemetry object replaced by NNCF's own stub should NNCF have been imported before."""
+    """NNCF with its telemetry off: imported (after OpenVINO, telemetry off too) while
+    ``openvino_telemetry`` cannot be, and its telemetry object replaced by NNCF's own stub
+    should NNCF have been imported before."""
+    _openvino()
     try:
         if "nncf" in sys.modules:
             import nncf
         else:
-            with _without("openvino_telemetry"):
+            with without_module("openvino_telemetry"):
                 import nncf
         from nncf.telemetry import decorator, wrapper
     except ImportError as exc:
