@@ -82,7 +82,7 @@ def _check_precisions(precisions: list[str] | None) -> list[str] | None:
             f"unknown precision {', '.join(unknown)}; expected one of {', '.join(PRECISIONS)}",
             hint="pass e.g. --precision fp32 --precision int8",
         )
-    return ["fp32", *[p for p in dict.fromkeys(precisions) if p != "fp32"]]
+    return list(dict.fromkeys(precisions))  # onnxruntime's fp32 is always built (see plan_variants)
 
 
 def _build_variant(
