@@ -85,7 +85,7 @@ def main() -> None:
         print(f"\n{name} stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in r["stages"].items()))
     bundle = results["all"]["bundle"]
     m, report = bundle.manifest, bundle.report
-    print("\n| variant | graph | mean cosine to fp32 | min cosine | ms b1 | ms b32 | chosen |")
+    print("\n| variant | graph | mean cosine to fp32 | min cosine | ms b1 | ms serving batch (b16) | chosen |")
     print("|---|---|---|---|---|---|---|")
     for g in m.graphs:
         chosen = m.chosen.get(g.name)

@@ -293,7 +293,8 @@ def build(request: BuildRequest, reporter: StageReporter | None = None) -> Path:
         )
         report["variants_skipped"] = skipped = {}
         for variant in plan.variants[1:]:
-            with reporter.stage(f"variant {variant.key}", f"building {variant.runtime} {variant.precision}") as rec:
+            label = f"quantize {variant.key}" if variant.runtime == BASE_RUNTIME else f"variant {variant.key}"
+            with reporter.stage(label, f"building {variant.runtime} {variant.precision}") as rec:
                 result = _build_variant(hook, variant, graphs_fp32, work, request, context)
                 if isinstance(result, str):
                     skipped[variant.key] = result
@@ -322,7 +323,7 @@ def build(request: BuildRequest, reporter: StageReporter | None = None) -> Path:
                 graphs=graphs, context=context,
                 options=ValidateOptions(
                     max_accuracy_loss=request.max_accuracy_loss, optional=plan.optional(), timed=_timed(plan, request),
-                    timing_batch=min(32, (request.serving_params or adapter.default_serving_params()).max_batch_size),
+                    timing_batch=min(16, (request.serving_params or adapter.default_serving_params()).max_batch_size),
                 ),
             )
             if validation is None:

@@ -55,7 +55,7 @@ def test_openvino_variants_are_built_validated_and_checksummed(ov_bundle):
         assert graph.file.endswith(".xml")
         assert graph.file in m.files and graph.file.removesuffix(".xml") + ".bin" in m.files  # both checksummed
         assert graph.accuracy["mean_cosine"] >= 0.99, graph
-        assert graph.timing_ms["batch1"] > 0 and graph.timing_ms["batch"] > 0 and graph.timing_ms["batch_size"] == 32
+        assert graph.timing_ms["batch1"] > 0 and graph.timing_ms["batch"] > 0 and graph.timing_ms["batch_size"] == 16
     fp32 = next(g for g in ov if g.name == "image" and g.precision == "fp32")
     assert fp32.runtime_options == {"INFERENCE_PRECISION_HINT": "f32"}
     if _has_bf16():  # the bf16 variant is the fp32 IR loaded with another hint: one file, checksummed once
@@ -85,7 +85,7 @@ def test_the_fastest_verified_variant_is_chosen_and_served_by_default(ov_bundle)
         assert len(timed) == len([g for g in m.graphs if g.name == tower]) >= 4  # every variant measured
         fastest = min(timed, key=lambda g: (g.timing_ms["batch"], g.timing_ms["batch1"]))
         assert (chosen.runtime, chosen.precision) == (fastest.runtime, fastest.precision)
-        assert chosen.batch_ms == fastest.timing_ms["batch"] and chosen.batch_size == 32
+        assert chosen.batch_ms == fastest.timing_ms["batch"] and chosen.batch_size == 16
         assert chosen.mean_cosine == fastest.accuracy["mean_cosine"] and "fastest of" in chosen.reason
     engine = Engine(bundle)
     for tower, chosen in m.chosen.items():
