@@ -248,3 +248,21 @@ def test_inspect_shows_the_variants_table(ov_bundle):
     for tower, c in chosen.items():
         assert f"served by default: {tower} on {c.runtime} {c.precision}" in result.output
         assert [row[1:3] for row in rows if row[0] == f"{tower}*"] == [[c.runtime, c.precision]]
+
+
+def test_serving_openvino_variants_needs_no_build_side_package(ov_bundle):
+    """The runtime plugin is what serving imports: NNCF (and what it pulls in) stays out."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from mmship.core.bundle import Bundle\n"
+        "from mmship.serving.engine import Engine\n"
+        f"engine = Engine(Bundle.load({str(ov_bundle)!r}), runtime='openvino', precision='int8')\n"
+        "assert {g.runtime for g in engine.graphs.values()} == {'openvino'}\n"
+        "print(sorted(m for m in ('nncf', 'openvino_telemetry') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
