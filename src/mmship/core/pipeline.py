@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from mmship.core.adapter import Adapter, LoadOptions
-from mmship.core.bundle import BundleManifest, BundleWriter, ChosenVariant, GraphFile, SourceInfo
+from mmship.core.bundle import (
+    BundleManifest,
+    BundleWriter,
+    ChosenVariant,
+    GraphFile,
+    SourceInfo,
+)
 from mmship.core.errors import BuildError
 from mmship.core.manager import PluginManager, get_plugin_manager
 from mmship.core.model_source import (
@@ -31,7 +37,6 @@ from mmship.core.specs import (
     ScoringSpec,
     ServingParams,
 )
-from mmship.core.variants import BASE_RUNTIME, Variant, VariantPlan, plan_variants
 from mmship.core.stages import (
     BuildContext,
     ExportOptions,
@@ -39,6 +44,7 @@ from mmship.core.stages import (
     QuantizeOptions,
     ValidateOptions,
 )
+from mmship.core.variants import BASE_RUNTIME, Variant, VariantPlan, plan_variants
 
 #: Processor and tokenizer files copied into the bundle.
 PROCESSOR_FILES = (
