@@ -186,9 +186,9 @@ def select_graphs(
         if not candidates:
             built = built_text(every)
             asked = " ".join(f"--{k} {v}" for k, v in (("runtime", runtime), ("precision", precision)) if v)
-            what = " ".join(v for v in (runtime, precision) if v)
+            what = (f"no {precision} graph" if precision else "no graph") + (f" on {runtime}" if runtime else "")
             raise BundleError(
-                f"the bundle has no {what} graph for {spec.name!r} (variants built: {built})",
+                f"the bundle has {what} for {spec.name!r} (variants built: {built})",
                 hint=f"serve one of the variants built, or rebuild with `mmship build ... {asked}`",
             )
         pick = _preferred(candidates, manifest, spec.name)
