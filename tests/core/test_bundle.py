@@ -102,7 +102,7 @@ def test_damaged_manifest(tmp_path):
 
 
 def test_a_newer_bundle_format_asks_for_an_upgrade_even_with_unknown_keys(tiny_clip_bundle, tmp_path):
-    """A format-3 manifest with keys this mmship does not know says "upgrade", not "damaged"."""
+    """A format-4 manifest with keys this mmship does not know says "upgrade", not "damaged"."""
     import shutil
 
     import yaml
@@ -112,12 +112,12 @@ def test_a_newer_bundle_format_asks_for_an_upgrade_even_with_unknown_keys(tiny_c
     copy = tmp_path / "b"
     shutil.copytree(tiny_clip_bundle, copy)
     manifest = yaml.safe_load((copy / MANIFEST).read_text())
-    assert manifest["format_version"] == 2
-    manifest.update(format_version=3, signature={"by": "someone"})
+    assert manifest["format_version"] == 3
+    manifest.update(format_version=4, signature={"by": "someone"})
     (copy / MANIFEST).write_text(yaml.safe_dump(manifest))
     with pytest.raises(BundleError) as info:
         Bundle.load(copy)
-    assert "format 3" in info.value.message and info.value.hint == "upgrade mmship"
+    assert "format 4" in info.value.message and info.value.hint == "upgrade mmship"
 
 
 def test_a_format_1_manifest_without_kind_or_scoring_still_loads(tiny_clip_bundle, tmp_path):

@@ -139,7 +139,7 @@ def test_several_errors_are_reported_together(tmp_path: Path):
     assert "has 3 problems" in message
     assert "runtime.framework (line 2): expected one of 'pytorch', 'onnxruntime', 'tensorrt', got 'torch'; did you mean 'pytorch'?" in message
     assert "compute.max_replicas (line 7): expected a whole number, got text ('five')" in message
-    assert "model.serving_params.precision (line 20): expected one of 'fp32', 'fp16', 'int8', got 'fp61'; did you mean 'fp16'?" in message
+    assert "model.serving_params.precision (line 20): expected one of 'fp32', 'fp16', 'bf16', 'int8', got 'fp61'; did you mean 'fp16'?" in message
     # sorted by line
     assert message.index("line 2") < message.index("line 7") < message.index("line 20")
 

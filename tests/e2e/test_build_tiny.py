@@ -32,7 +32,12 @@ def test_build_and_inspect(request, tmp_path, capsys, fixture, graphs):
     assert manifest.serving_params.precision == "int8"
     assert manifest.preprocess.image is not None and manifest.preprocess.text is not None
     assert (out / "processor" / "tokenizer.json").exists() and (out / "hf" / "config.json").exists()
-    assert set(bundle.report["accuracy"]) == {"fp32", "fp16", "int8"}
+    onnxruntime = {g.precision for g in manifest.graphs if g.runtime == "onnxruntime"}
+    assert onnxruntime == {"fp32", "fp16", "int8"}
+    # OpenVINO's variants (fp32 and int8: it builds no fp16) are validated alongside, keyed runtime-precision
+    assert set(bundle.report["accuracy"]) == onnxruntime | {
+        f"openvino-{g.precision}" for g in manifest.graphs if g.runtime == "openvino"
+    } | set(bundle.report["dropped"])
     for name in graphs:
         assert bundle.report["parity"][name]["min_cosine"] > 0.9999
     capsys.readouterr()

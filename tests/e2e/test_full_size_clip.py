@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow
 def full_bundle(tmp_path_factory):
     work = tmp_path_factory.mktemp("full-clip")
     model = make_random_clip(work / "model", real_tokenizer=True)
-    return Bundle.load(build(BuildRequest(source=str(model), out=work / "bundle", precisions=["fp32", "fp16", "int8"])))
+    return Bundle.load(build(BuildRequest(source=str(model), out=work / "bundle", precisions=["fp32", "fp16", "int8"],
+                                             runtimes=["onnxruntime"], measure=False)))
 
 
 def test_parity_with_eager_pytorch(full_bundle):

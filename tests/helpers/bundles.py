@@ -9,9 +9,11 @@ from mmship.core.stages import OptimizeOptions
 
 
 def build_bundle(model_dir: Path, out: Path, precisions: tuple[str, ...] = ("fp32", "int8"), **kwargs) -> Path:
-    """Build ``model_dir`` into ``out`` (optimization off: tests time nothing)."""
+    """Build ``model_dir`` into ``out`` (optimization off, onnxruntime graphs only and no
+    timing unless asked: tests time nothing, and the graph served is the same every run)."""
     request = BuildRequest(
         source=str(model_dir), out=out, precisions=list(precisions),
-        optimize=kwargs.pop("optimize", OptimizeOptions(level="none")), **kwargs,
+        optimize=kwargs.pop("optimize", OptimizeOptions(level="none")),
+        runtimes=kwargs.pop("runtimes", ["onnxruntime"]), measure=kwargs.pop("measure", False), **kwargs,
     )
     return build(request)

@@ -32,10 +32,12 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "align-preprocess": "mmship.plugins.stages.align_preprocess",
     "export-onnx": "mmship.plugins.stages.export_onnx",
     "quantize-ort": "mmship.plugins.stages.quantize",
+    "quantize-openvino": "mmship.plugins.stages.openvino_variants",
     "optimize-ort": "mmship.plugins.stages.optimize",
     "validate": "mmship.plugins.stages.validate",
     # inference runtimes
     "runtime-onnxruntime": "mmship.plugins.runtimes.onnxruntime",
+    "runtime-openvino": "mmship.plugins.runtimes.openvino",
     # deploy targets
     "target-local": "mmship.plugins.targets.local",
     "target-friendli": "mmship.plugins.targets.friendli.target",

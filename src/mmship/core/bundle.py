@@ -4,7 +4,8 @@
 bundle/
   mmship.yaml     manifest: adapter, source, specs, preprocessing, serving params,
                   graphs per precision, sha256 of every file
-  graphs/         <graph>.<precision>.onnx
+  graphs/         <graph>.<precision>.onnx (onnxruntime), <graph>.<runtime>-<precision>.xml/.bin
+                  (e.g. OpenVINO IR)
   processor/      tokenizer and image-processor files as saved by Hugging Face
   hf/             config.json (and, for weight-served targets, the safetensors)
   report.json     parity and accuracy figures
@@ -47,8 +48,10 @@ from mmship.core.specs import (
 
 MANIFEST = "mmship.yaml"
 REPORT = "report.json"
-#: 2: the manifest records ``kind`` and ``scoring``; format-1 bundles still load.
-FORMAT_VERSION = 2
+#: 2: the manifest records ``kind`` and ``scoring``; 3: graph variants per runtime with
+#: their accuracy and timing, and the chosen variant per tower. Format-1 and 2 bundles
+#: still load (their graphs are onnxruntime graphs, served at ``serving_params.precision``).
+FORMAT_VERSION = 3
 
 #: What a bundle carries: ``graphs`` (graph files that mmship's runtimes, Ray and Triton
 #: serve) or ``weights`` (the Hugging Face checkpoint, for platforms that serve it).
@@ -76,6 +79,13 @@ class GraphFile(BaseModel):
     opset: int | None = None
     runtime: str = Field("onnxruntime", description="the inference runtime that loads this file")
     runtime_options: dict[str, Any] = Field(default_factory=dict, description="load options for the runtime")
+    accuracy: dict[str, float] = Field(
+        default_factory=dict, description="mean_cosine / min_cosine of this graph's outputs to fp32 on the probe set"
+    )
+    timing_ms: dict[str, float] = Field(
+        default_factory=dict,
+        description="median ms per call measured at build time: batch1, batch (the serving batch), batch_size",
+    )
 
     @field_validator("file")
     @classmethod
@@ -84,6 +94,20 @@ class GraphFile(BaseModel):
         if problem is not None:
             raise ValueError(f"graph file {value!r} {problem}")
         return value
+
+
+class ChosenVariant(BaseModel):
+    """The variant of one tower served by default: the fastest that met the accuracy
+    budget, measured on the build machine."""
+
+    model_config = ConfigDict(extra="forbid")
+    runtime: str
+    precision: str
+    batch1_ms: float | None = None
+    batch_ms: float | None = Field(None, description="median ms per call at the serving batch")
+    batch_size: int | None = None
+    mean_cosine: float | None = Field(None, description="to fp32 on the probe set")
+    reason: str = ""
 
 
 class BundleManifest(BaseModel):
@@ -107,6 +131,9 @@ class BundleManifest(BaseModel):
     adapter_data: dict[str, Any] = Field(default_factory=dict)
     scoring: ScoringSpec | None = Field(
         None, description="what the model's image-text score means (absent in bundles built before it was recorded)"
+    )
+    chosen: dict[str, ChosenVariant] = Field(
+        default_factory=dict, description="tower -> the variant served by default (empty before format 3)"
     )
     files: dict[str, str] = Field(default_factory=dict, description="relative path -> sha256")
 
@@ -135,11 +162,14 @@ class BundleManifest(BaseModel):
             raise ValueError(f"kind is 'weights' but the manifest lists {len(self.graphs)} graph files")
         return self
 
-    def graph(self, name: str, precision: str) -> GraphFile:
-        """The graph file for one tower at one precision."""
-        for graph in self.graphs:
-            if graph.name == name and graph.precision == precision:
-                return graph
+    def graph(self, name: str, precision: str, runtime: str | None = None) -> GraphFile:
+        """The graph file for one tower at one precision (on ``runtime``; by default the
+        onnxruntime graph when there is one, else the first built)."""
+        found = [g for g in self.graphs if g.name == name and g.precision == precision]
+        if runtime is not None:
+            found = [g for g in found if g.runtime == runtime]
+        if found:
+            return next((g for g in found if g.runtime == "onnxruntime"), found[0])
         have = ", ".join(sorted({g.precision for g in self.graphs if g.name == name})) or "none"
         raise BundleError(
             f"the bundle has no {precision} graph for {name!r} (precisions built: {have})",
@@ -204,9 +234,9 @@ class Bundle:
         """Absolute path of a file inside the bundle."""
         return self.root / relative
 
-    def graph_path(self, name: str, precision: str) -> Path:
-        """Absolute path of the graph for ``name`` at ``precision``."""
-        return self.root / self.manifest.graph(name, precision).file
+    def graph_path(self, name: str, precision: str, runtime: str | None = None) -> Path:
+        """Absolute path of the graph for ``name`` at ``precision`` (see :meth:`BundleManifest.graph`)."""
+        return self.root / self.manifest.graph(name, precision, runtime).file
 
     def relative(self, path: str | Path) -> str:
         """The manifest key of ``path``: a ``str`` is taken as one already (``graphs/x.onnx``);

@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from mmship.core.adapter import Adapter, LoadOptions
-from mmship.core.bundle import BundleManifest, BundleWriter, GraphFile, SourceInfo
+from mmship.core.bundle import (
+    BundleManifest,
+    BundleWriter,
+    ChosenVariant,
+    GraphFile,
+    SourceInfo,
+)
 from mmship.core.errors import BuildError
 from mmship.core.manager import PluginManager, get_plugin_manager
 from mmship.core.model_source import (
@@ -38,6 +44,7 @@ from mmship.core.stages import (
     QuantizeOptions,
     ValidateOptions,
 )
+from mmship.core.variants import BASE_RUNTIME, Variant, VariantPlan, plan_variants
 
 #: Processor and tokenizer files copied into the bundle.
 PROCESSOR_FILES = (
@@ -54,7 +61,13 @@ class BuildRequest:
     source: str
     out: Path
     adapter: str = "auto"
-    precisions: list[str] = field(default_factory=lambda: ["fp32", "int8"])
+    #: Precisions to build (None: each runtime's defaults, see :func:`plan_variants`).
+    precisions: list[str] | None = None
+    #: Runtimes to build for (None: onnxruntime and every other installed runtime).
+    runtimes: list[str] | None = None
+    #: Time the verified variants and record the fastest per tower (False: no timing; the
+    #: onnxruntime graph at ``serving_params.precision`` is served by default).
+    measure: bool = True
     revision: str | None = None
     trust_remote_code: bool = False
     serving_params: ServingParams | None = None
@@ -66,14 +79,61 @@ class BuildRequest:
     overwrite: bool = False
 
 
-def _check_precisions(precisions: list[str]) -> list[str]:
+def _check_precisions(precisions: list[str] | None) -> list[str] | None:
+    if precisions is None:
+        return None
     unknown = [p for p in precisions if p not in PRECISIONS]
     if unknown:
         raise BuildError(
             f"unknown precision {', '.join(unknown)}; expected one of {', '.join(PRECISIONS)}",
             hint="pass e.g. --precision fp32 --precision int8",
         )
-    return ["fp32", *[p for p in dict.fromkeys(precisions) if p != "fp32"]]
+    return list(dict.fromkeys(precisions))  # onnxruntime's fp32 is always built (see plan_variants)
+
+
+def _build_variant(
+    hook: Any, variant: Variant, fp32: list[ExportedGraph], work: Path, request: BuildRequest, context: BuildContext
+) -> list[ExportedGraph] | str:
+    """The graphs of one variant, or why it was left out (an optional variant that could
+    not be built, or a precision no plugin builds for its runtime)."""
+    converted = []
+    for graph in fp32:
+        source = graph if variant.runtime == BASE_RUNTIME else graph.model_copy(update={"runtime": variant.runtime})
+        try:
+            result = hook.mmship_quantize(
+                graph=source, precision=variant.precision, workdir=work, options=request.quantize, context=context
+            )
+        except BuildError as exc:
+            if variant.required:
+                raise
+            return exc.message
+        if result is None:
+            return f"no plugin builds {variant.precision} graphs for {variant.runtime}"
+        converted.append(result)
+    return converted
+
+
+def _timed(plan: VariantPlan, request: BuildRequest) -> tuple[str, ...]:
+    """The variants timed for the choice: with a deploy config's serving precision, only
+    the variants at that precision (the choice stays within what the config asks)."""
+    if not request.measure:
+        return ()
+    if request.serving_params is None:
+        return plan.timed()
+    wanted = request.serving_params.precision
+    return tuple(v.key for v in plan.variants if v.timed and v.precision == wanted)
+
+
+def _declined(skipped: dict[str, str], plan: VariantPlan, graphs: dict[str, list[ExportedGraph]], named: bool) -> None:
+    """Fail for a required variant no plugin builds, unless its precision was built for
+    another runtime (``--precision bf16`` builds OpenVINO's bf16, not onnxruntime's)."""
+    built = {g.precision for items in graphs.values() for g in items}
+    for variant in plan.variants:
+        if variant.required and variant.key in skipped and (named or variant.precision not in built):
+            raise BuildError(
+                f"no plugin builds {variant.precision} graphs for {variant.runtime}: {skipped[variant.key]}",
+                hint="check `mmship plugins`, or build another precision or runtime",
+            )
 
 
 def _choose_adapter(manager: PluginManager, name: str, hf_config: dict[str, Any], folder: Path) -> Adapter:
@@ -141,12 +201,58 @@ def _write_weights_bundle(
     return path
 
 
+def _write_graphs(
+    graphs: dict[str, list[ExportedGraph]], graph_dir: Path, validation: dict[str, Any], manager: PluginManager
+) -> list[GraphFile]:
+    """Move every variant's files into ``graphs/`` as ``<graph>.<variant key><suffix>``
+    (with the files the runtime says belong to the graph, e.g. OpenVINO's ``.bin``); a
+    file two variants share (OpenVINO's fp32 IR, loaded as fp32 and as bf16) is written
+    once. Each entry carries its accuracy and timing figures."""
+    from mmship.evaluation.variants import graph_accuracy
+
+    runtimes = manager.runtimes()
+    moved: dict[Path, str] = {}
+    files: list[GraphFile] = []
+    for key, items in graphs.items():
+        for graph in items:
+            source = Path(graph.path)
+            if source not in moved:
+                stem = f"{graph.name}.{key}"
+                for part in runtimes.get(graph.runtime).graph_files(source):
+                    shutil.move(str(part), graph_dir / f"{stem}{part.suffix}")
+                moved[source] = f"graphs/{stem}{source.suffix}"
+            timing = (validation.get("timing") or {}).get(key, {}).get(graph.name, {})
+            files.append(
+                GraphFile(
+                    name=graph.name, precision=graph.precision, file=moved[source],
+                    inputs=[s.name for s in graph.inputs], outputs=[s.name for s in graph.outputs],
+                    opset=graph.opset, runtime=graph.runtime, runtime_options=graph.runtime_options,
+                    accuracy=graph_accuracy(validation.get("accuracy") or {}, key, graph), timing_ms=timing,
+                )
+            )
+    return files
+
+
+def _serving_params(request: BuildRequest, adapter: Adapter, files: list[GraphFile]) -> ServingParams:
+    """The deploy config's serving params, else the adapter's; ``precision`` is the one
+    served where the chosen variants cannot be (onnxruntime's fastest: int8 on a CPU)."""
+    base = {g.precision for g in files if g.runtime == BASE_RUNTIME}
+    if request.serving_params is not None:
+        serving = request.serving_params
+    else:
+        serving = adapter.default_serving_params().model_copy(update={"precision": "int8" if "int8" in base else "fp32"})
+    if serving.precision not in {g.precision for g in files}:
+        serving = serving.model_copy(update={"precision": "int8" if "int8" in base else "fp32"})
+    return serving
+
+
 def build(request: BuildRequest, reporter: StageReporter | None = None) -> Path:
     """Build a verified bundle at ``request.out``; returns its path."""
     reporter = reporter or StageReporter()
     manager = get_plugin_manager()
     hook = manager.hook
     precisions = _check_precisions(request.precisions)
+    plan = plan_variants(precisions, request.runtimes, manager.runtimes())
     writer = BundleWriter(request.out, overwrite=request.overwrite)
     with writer, tempfile.TemporaryDirectory(prefix="mmship-build-") as scratch:
         work = Path(scratch)
@@ -191,18 +297,19 @@ def build(request: BuildRequest, reporter: StageReporter | None = None) -> Path:
         context = BuildContext(
             adapter=adapter, preprocess=preprocess, processor_dir=writer.dir("processor"), workdir=work, scoring=scoring
         )
-        for precision in precisions[1:]:
-            with reporter.stage(f"quantize {precision}", f"quantizing to {precision}") as rec:
-                converted = []
-                for graph in graphs_fp32:
-                    result = hook.mmship_quantize(
-                        graph=graph, precision=precision, workdir=work, options=request.quantize, context=context
-                    )
-                    if result is None:
-                        raise BuildError(f"no plugin quantizes to {precision}", hint="check `mmship plugins`")
-                    converted.append(result)
-                graphs[precision] = converted
-                rec.detail = ", ".join(sorted({n for g in converted for n in g.notes}))
+        report["variants_skipped"] = skipped = {}
+        for variant in plan.variants[1:]:
+            label = f"quantize {variant.key}" if variant.runtime == BASE_RUNTIME else f"variant {variant.key}"
+            with reporter.stage(label, f"building {variant.runtime} {variant.precision}") as rec:
+                result = _build_variant(hook, variant, graphs_fp32, work, request, context)
+                if isinstance(result, str):
+                    skipped[variant.key] = result
+                    rec.detail = f"left out: {result}"
+                    continue
+                graphs[variant.key] = result
+                rec.detail = ", ".join(sorted({n for g in result for n in g.notes}))
+        _declined(skipped, plan, graphs, request.runtimes is not None)
+        report["variant_notes"] = plan.notes
 
         with reporter.stage("optimize", "optimizing graphs (kept only when faster)") as rec:
             optimized = {}
@@ -220,7 +327,10 @@ def build(request: BuildRequest, reporter: StageReporter | None = None) -> Path:
         with reporter.stage("validate", "validating batch sizes and accuracy") as rec:
             validation = hook.mmship_validate(
                 graphs=graphs, context=context,
-                options=ValidateOptions(max_accuracy_loss=request.max_accuracy_loss),
+                options=ValidateOptions(
+                    max_accuracy_loss=request.max_accuracy_loss, optional=plan.optional(), timed=_timed(plan, request),
+                    timing_batch=min(16, (request.serving_params or adapter.default_serving_params()).max_batch_size),
+                ),
             )
             if validation is None:
                 raise BuildError("no plugin validated the graphs", hint="check `mmship plugins` for a failed validate plugin")
@@ -231,34 +341,22 @@ def build(request: BuildRequest, reporter: StageReporter | None = None) -> Path:
                     update={"text": preprocess.text.model_copy(update={"padding": padding})}
                 )
             accuracy = validation.get("accuracy") or {}
+            dropped = validation.get("dropped") or {}
+            graphs = {key: items for key, items in graphs.items() if key not in dropped}
             rec.detail = ", ".join(f"{p}: -{f.get('accuracy_loss', 0):.3%}" for p, f in accuracy.items() if p != "fp32")
+            rec.detail += "".join(f"; left out {key}" for key in dropped) + "".join(
+                f"; {tower}: {c['runtime']} {c['precision']}" for tower, c in (validation.get("chosen") or {}).items()
+            )
 
         with reporter.stage("write", "writing the bundle") as rec:
-            graph_dir = writer.dir("graphs")
-            files: list[GraphFile] = []
-            for precision, items in graphs.items():
-                for graph in items:
-                    name = f"{graph.name}.{precision}.onnx"
-                    shutil.move(str(graph.path), graph_dir / name)
-                    files.append(
-                        GraphFile(
-                            name=graph.name, precision=precision, file=f"graphs/{name}",
-                            inputs=[s.name for s in graph.inputs], outputs=[s.name for s in graph.outputs],
-                            opset=graph.opset, runtime=graph.runtime, runtime_options=graph.runtime_options,
-                        )
-                    )
+            files = _write_graphs(graphs, writer.dir("graphs"), validation, manager)
             report["stages"] = {t.name: round(t.seconds, 3) for t in reporter.timings}
-            if request.serving_params is not None:
-                serving = request.serving_params
-            else:  # no config: serve the fastest precision built (int8 on CPU)
-                fastest = "int8" if "int8" in precisions else "fp32"
-                serving = adapter.default_serving_params().model_copy(update={"precision": fastest})
-            if serving.precision not in precisions:
-                serving = serving.model_copy(update={"precision": "int8" if "int8" in precisions else precisions[-1]})
+            serving = _serving_params(request, adapter, files)
+            chosen = {tower: ChosenVariant(**figures) for tower, figures in (validation.get("chosen") or {}).items()}
             request.serving_params = serving
             manifest = _manifest(
-                request, adapter, graphs=files, preprocess=preprocess, precisions=precisions, adapter_data=adapter_data,
-                scoring=scoring,
+                request, adapter, graphs=files, preprocess=preprocess, adapter_data=adapter_data, scoring=scoring,
+                precisions=list(dict.fromkeys(g.precision for g in files)), chosen=chosen,
             )
             path = writer.commit(manifest, report)
             rec.detail = str(path)

@@ -90,6 +90,12 @@ class InferenceRuntime(ABC):
         return [path]
 
     @classmethod
+    def serving_parameters(cls, target: str, options: Mapping[str, Any]) -> dict[str, str]:
+        """Backend parameters a model server needs to run a graph loaded with ``options``
+        (its manifest load options), e.g. Triton's OpenVINO ``HINT_BF16``; default none."""
+        return {}
+
+    @classmethod
     def available(cls) -> bool:
         """True when the runtime's library imports on this machine."""
         return True

@@ -13,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Modality = Literal["image", "text", "embedding", "score"]
 DType = Literal["float32", "float16", "int64", "int32", "uint8", "bytes"]
-Precision = Literal["fp32", "fp16", "int8"]
+Precision = Literal["fp32", "fp16", "bf16", "int8"]
 Accelerator = Literal["cpu", "cuda", "tensorrt"]
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8")
 ScoreKind = Literal["softmax", "sigmoid", "none"]
 
 

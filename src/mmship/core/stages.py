@@ -46,6 +46,12 @@ class ValidateOptions(_Options):
 
     batch_sizes: tuple[int, ...] = (1, 32)
     max_accuracy_loss: float = Field(0.005, ge=0, description="1 - mean cosine to fp32 of the worst output")
+    optional: tuple[str, ...] = Field(
+        (), description="variant keys left out (with the reason) rather than failing the build when they fail a check"
+    )
+    timed: tuple[str, ...] = Field((), description="variant keys timed to choose the fastest per tower (none: no choice)")
+    timing_batch: int = Field(16, ge=1, description="the serving batch the variants are timed at (besides batch 1)")
+    timing_runs: int = Field(3, ge=1, description="timed calls per batch size (after one warm-up call)")
 
 
 @dataclass(frozen=True)

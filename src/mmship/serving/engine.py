@@ -1,5 +1,11 @@
-"""The inference engine: a bundle's graphs at one precision, loaded through the
-inference-runtime registry (onnxruntime unless the manifest says otherwise)."""
+"""The inference engine: a bundle's graphs, one variant per tower, loaded through the
+inference-runtime registry.
+
+The variant served per tower is the build's choice (the fastest that met the accuracy
+budget on the build machine), or the one ``precision`` / ``runtime`` name; where the
+chosen runtime is not installed, an onnxruntime variant is served with a note
+(:func:`mmship.core.variants.select_graphs`). Bundles from before variants were recorded
+serve their onnxruntime graphs at ``serving_params.precision``."""
 
 from __future__ import annotations
 
@@ -9,11 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mmship.core.bundle import Bundle
+from mmship.core.bundle import Bundle, GraphFile
 from mmship.core.errors import BundleError, MmshipError
 from mmship.core.manager import get_plugin_manager
 from mmship.core.runtime import GraphSession, InferenceRuntime
 from mmship.core.specs import GraphSpec, TensorSpec
+from mmship.core.variants import select_graphs
 from mmship.hardware import cpu_threads
 
 
@@ -29,6 +36,13 @@ class GraphRunner:
     #: Shared by the graphs of every model a process serves: how many run at once
     #: (``None``: no limit).
     gate: threading.BoundedSemaphore | None = None
+    #: The manifest entry loaded (file, precision, runtime, load options, build figures).
+    file: GraphFile | None = None
+
+    @property
+    def precision(self) -> str:
+        """The precision of the variant loaded."""
+        return self.file.precision if self.file is not None else "fp32"
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         feeds = {s.name: feeds[s.name] for s in self.inputs}
@@ -51,11 +65,12 @@ def choose_accelerator(asked: str | None, bundle_default: str, runtime: Inferenc
 
 
 class Engine:
-    """Sessions for every graph of a bundle at one precision."""
+    """Sessions for every graph of a bundle, one variant per tower (see the module doc)."""
 
     def __init__(
         self, bundle: Bundle, precision: str | None = None, threads: int | None = None, accelerator: str | None = None,
         gate: threading.BoundedSemaphore | None = None,
+        runtime: str | None = None,
     ) -> None:
         """:param gate: graph runs of this engine pass it (shared by the engines of one
             process serving several models, see :mod:`mmship.serving.served_bundles`)."""
@@ -66,14 +81,17 @@ class Engine:
                 hint="deploy it with a target that serves Hugging Face checkpoints, e.g. --target friendli",
             )
         self.bundle = bundle
-        self.precision = precision or manifest.serving_params.precision
         self.threads = threads or cpu_threads()
-        files = {g.name: manifest.graph(g.name, self.precision) for g in manifest.graph_specs}
         runtimes = get_plugin_manager().runtimes()
+        selection = select_graphs(manifest, runtimes, precision=precision, runtime=runtime)
+        files = selection.files
+        #: The precision served: one word when every tower has it, else per tower.
+        self.precision = selection.precision
         loaded = {name: runtimes.get(name)() for name in sorted({f.runtime for f in files.values()})}
         self.runtimes = sorted(loaded)
         first = loaded[self.runtimes[0]]
-        self.accelerator, self.notes = choose_accelerator(accelerator, manifest.serving_params.accelerator, first)
+        self.accelerator, notes = choose_accelerator(accelerator, manifest.serving_params.accelerator, first)
+        self.notes = [*selection.notes, *notes]
         specs = {s.name: s for s in (*manifest.inputs, *manifest.outputs)}
         self.graphs: dict[str, GraphRunner] = {}
         for graph_spec in manifest.graph_specs:
@@ -92,6 +110,7 @@ class Engine:
                 session=session,
                 runtime=file.runtime,
                 gate=gate,
+                file=file,
             )
 
     @property

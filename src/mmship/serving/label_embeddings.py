@@ -43,9 +43,9 @@ def text_tower(service: ModelService) -> TextTower:
     manifest = engine.bundle.manifest
     output = service.scorer.spec.text_embeds
     graphs = [g for g in engine.graphs.values() if any(o.name == output for o in g.outputs)]
-    files = [manifest.graph(g.spec.name, engine.precision).file for g in graphs]
+    files = [g.file.file if g.file is not None else manifest.graph(g.spec.name, g.precision).file for g in graphs]
     return TextTower(
-        model=service.name, precision=engine.precision,
+        model=service.name, precision="+".join(sorted({g.precision for g in graphs})),
         runtime="+".join(sorted({g.runtime for g in graphs})), accelerator=engine.accelerator,
         digest="+".join(manifest.files.get(f, "") for f in sorted(files)),
     )

@@ -51,7 +51,7 @@ def build_engines(
     return [
         (name, Engine(
             bundle, precision=(precisions or {}).get(name, settings.precision), threads=settings.threads,
-            accelerator=settings.accelerator, gate=gate,
+            accelerator=settings.accelerator, gate=gate, runtime=settings.runtime,
         ))
         for name, bundle in loaded
     ]

@@ -53,6 +53,7 @@ class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     precision: str | None = None
+    runtime: str | None = Field(None, description="inference runtime to serve (default: the build's choice per tower)")
     max_batch_size: int | None = Field(None, ge=1)
     max_delay_ms: float | None = Field(None, ge=0)
     max_queue_rows: int = Field(256, ge=1, description="rows waiting per graph before 503")

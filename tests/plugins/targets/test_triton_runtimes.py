@@ -121,7 +121,7 @@ def test_a_runtime_without_a_triton_backend_is_refused(runtimes, tmp_path):
     with pytest.raises(DeployError) as info:
         TritonTarget(TritonSettings(out=tmp_path / "repo")).plan(bundle, DeployConfig.defaults("x"))
     assert "inference runtime 'no-triton', which declares no Triton backend" in info.value.message
-    assert "runtimes that do: onnxruntime, xml-runtime" in info.value.message
+    assert "runtimes that do: onnxruntime, openvino, xml-runtime" in info.value.message
     assert "--target local" in info.value.hint
     assert not (tmp_path / "repo").exists()
 
@@ -130,4 +130,4 @@ def test_a_runtime_that_is_not_installed_is_named(tmp_path):
     bundle = xml_bundle(tmp_path / "bundle", "xml-runtime")  # its plugin is not registered here
     with pytest.raises(DeployError) as info:
         TritonTarget(TritonSettings(out=tmp_path / "repo")).plan(bundle, DeployConfig.defaults("x"))
-    assert "runtime 'xml-runtime', which is not installed here (runtimes: onnxruntime)" in info.value.message
+    assert "runtime 'xml-runtime', which is not installed here (runtimes: onnxruntime, openvino)" in info.value.message

@@ -32,8 +32,15 @@ def mmship_register_commands(app: typer.Typer) -> None:
         source: str = typer.Argument(..., help="A Hugging Face hub id or a folder written by save_pretrained."),
         out: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write."),
         adapter: str = typer.Option("auto", "--adapter", help="Adapter name, or auto-detect from config.json."),
-        precision: list[str] = typer.Option(
-            ["fp32", "int8"], "--precision", "-p", help="Precisions to build (repeat): fp32, fp16, int8."
+        precision: list[str] | None = typer.Option(
+            None, "--precision", "-p",
+            help="Precisions to build (repeat): fp32, fp16, bf16, int8 (default: fp32 + int8 for onnxruntime; "
+            "fp32, bf16 where the CPU has it, and int8 for OpenVINO when installed).",
+        ),
+        runtime: list[str] | None = typer.Option(
+            None, "--runtime", "-r",
+            help="Runtimes to build for (repeat): onnxruntime, openvino (default: onnxruntime and every installed "
+            "runtime). Naming runtimes builds and times only those (plus the fp32 onnxruntime reference graph).",
         ),
         config: Path | None = typer.Option(None, "--config", help="deploy_config.yaml: adapter, revision and serving_params."),
         revision: str | None = typer.Option(None, "--revision", help="Hub revision (branch, tag or commit)."),
@@ -45,18 +52,24 @@ def mmship_register_commands(app: typer.Typer) -> None:
         opset: int = typer.Option(17, "--opset", help="ONNX opset."),
         name: str | None = typer.Option(None, "--name", help="Model name in the bundle (default: the source's name)."),
         force: bool = typer.Option(False, "--force", help="Replace an existing bundle at --out."),
+        measure: bool = typer.Option(
+            True, "--measure/--no-measure",
+            help="Time every verified variant and serve the fastest per tower (--no-measure: serve onnxruntime's).",
+        ),
     ) -> None:
-        """Build a bundle: aligned preprocessing, ONNX graphs per precision, checksums, report."""
+        """Build a bundle: aligned preprocessing, graph variants per runtime and precision, each validated and
+        timed (the fastest verified one per tower is served by default), checksums, report."""
         from mmship.core.cli.progress_view import RichStageReporter
         from mmship.core.pipeline import BuildRequest
         from mmship.core.pipeline import build as run_build
         from mmship.core.stages import ExportOptions, OptimizeOptions, QuantizeOptions
 
         request = BuildRequest(
-            source=source, out=out, adapter=adapter, precisions=precision, revision=revision,
+            source=source, out=out, adapter=adapter, precisions=precision or None, runtimes=runtime or None,
+            revision=revision,
             trust_remote_code=trust_remote_code, name=name, max_accuracy_loss=parse_fraction(max_accuracy_loss),
             export=ExportOptions(opset=opset), quantize=QuantizeOptions(mode=int8_mode, per_channel=per_channel),
-            optimize=OptimizeOptions(level=optimize), overwrite=force,
+            optimize=OptimizeOptions(level=optimize), overwrite=force, measure=measure,
         )
         if config is not None:
             from mmship.core.config import load_config
@@ -67,8 +80,11 @@ def mmship_register_commands(app: typer.Typer) -> None:
             request.revision = request.revision or deploy.model.revision
             if adapter == "auto" and deploy.model.adapter not in (None, "auto"):
                 request.adapter = deploy.model.adapter
-            if deploy.model.serving_params.precision not in request.precisions:
-                request.precisions = [*request.precisions, deploy.model.serving_params.precision]
+            wanted = deploy.model.serving_params.precision
+            if request.precisions is not None and wanted not in request.precisions:
+                request.precisions = [*request.precisions, wanted]
+            elif request.precisions is None and wanted not in ("fp32", "int8", "bf16"):
+                request.precisions = ["fp32", "int8", wanted]
         reporter = RichStageReporter()
         path = run_build(request, reporter)
         reporter.summary()

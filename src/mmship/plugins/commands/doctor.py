@@ -19,7 +19,10 @@ from packaging.version import Version
 from mmship import hookimpl
 from mmship.core.cli.console import console, table
 
-OPTIONAL = {"ray": "ray target", "tritonclient": "tests / Triton clients", "matplotlib": "bench --plot"}
+OPTIONAL = {
+    "openvino": "OpenVINO variants: serving (mmship[openvino])", "nncf": "OpenVINO int8 builds (mmship[openvino-build])",
+    "ray": "ray target", "tritonclient": "tests / Triton clients", "matplotlib": "bench --plot",
+}
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from mmship import hookimpl
 from mmship.core.cli.console import console, table
+
+if TYPE_CHECKING:
+    from mmship.core.bundle import Bundle
 
 
 def _num(value: object, digits: int = 6) -> str:
@@ -41,13 +45,7 @@ def mmship_register_commands(app: typer.Typer) -> None:
             (kind, s.name, s.modality, s.dtype, s.shape_text())
             for kind, specs in (("input", m.inputs), ("output", m.outputs)) for s in specs
         ]))
-        sizes = {g.file: loaded.path(g.file).stat().st_size for g in m.graphs}
-        optimize = report.get("optimize", {})
-        console.print(table("graphs", ["graph", "precision", "file", "MB", "optimized"], [
-            (g.name, g.precision, g.file, f"{sizes[g.file] / 1e6:.1f}",
-             _optimize_text(optimize.get(f"{g.name}.{g.precision}")))
-            for g in m.graphs
-        ]))
+        console.print(variants_table(loaded))
         parity = report.get("parity", {})
         console.print(table("export parity vs eager PyTorch", ["graph", "min cosine", "max abs diff"], [
             (name, _num(p.get("min_cosine")), _num(p.get("max_abs_diff"), 8)) for name, p in parity.items()
@@ -63,12 +61,45 @@ def mmship_register_commands(app: typer.Typer) -> None:
             f" of logit_scale {scoring.logit_scale:.4g} x cosine({scoring.image_embeds}, {scoring.text_embeds})"
             + (f" + logit_bias {scoring.logit_bias:.4g}" if scoring.logit_bias else "") if scoring.scores else ""
         ) + ("" if m.scoring else " (bundle from before scoring was recorded)"))
+        for tower, c in m.chosen.items():
+            console.print(f"served by default: {tower} on {c.runtime} {c.precision} ({c.reason})")
+        skipped = {**report.get("variants_skipped", {}), **report.get("dropped", {})}
+        for key, reason in skipped.items():
+            console.print(f"[yellow]left out:[/] {key}: {reason}")
         sp = m.serving_params
-        console.print(f"serving: precision {sp.precision}, batch {sp.default_batch_size}..{sp.max_batch_size}, "
+        console.print(f"serving: precision {sp.precision} (without the chosen variants), batch {sp.default_batch_size}..{sp.max_batch_size}, "
                       f"max delay {sp.max_delay_ms} ms, accelerator {sp.accelerator}")
         stages = report.get("stages", {})
         if stages:
             console.print("build stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in stages.items()))
+
+
+def variants_table(loaded: Bundle) -> object:
+    """Every graph variant: runtime, precision, file and size, load options, accuracy to
+    fp32 and the build machine's timing; the variant served by default per tower starred."""
+    from mmship.core.variants import variant_key
+
+    m, report = loaded.manifest, loaded.report
+    sizes = {f: loaded.path(f).stat().st_size for f in m.files if f.startswith("graphs/")}
+    optimize = report.get("optimize", {})
+    rows = []
+    for g in m.graphs:
+        chosen = m.chosen.get(g.name)
+        star = "*" if chosen is not None and (chosen.runtime, chosen.precision) == (g.runtime, g.precision) else ""
+        files = [f for f in sizes if f.rsplit(".", 1)[0] == g.file.rsplit(".", 1)[0]]
+        timing = g.timing_ms
+        rows.append((
+            f"{g.name}{star}", g.runtime, g.precision, f"{sum(sizes[f] for f in files) / 1e6:.1f}",
+            ",".join(str(v) for v in g.runtime_options.values()) or "-",
+            _num(g.accuracy.get("mean_cosine", "-"), 4),
+            f"{timing['batch1']:.1f}" if "batch1" in timing else "-",
+            f"{timing['batch']:.1f}" if "batch" in timing else "-",
+            _optimize_text(optimize.get(f"{g.name}.{variant_key(g.runtime, g.precision)}")),
+        ))
+    batch = next((int(g.timing_ms["batch_size"]) for g in m.graphs if "batch_size" in g.timing_ms), None)
+    title = "graph variants (* served by default: the fastest verified here at build time)" if m.chosen else "graphs"
+    return table(title, ["graph", "runtime", "prec", "MB", "load", "cosine", "ms b1",
+                         f"ms b{batch}" if batch else "ms batch", "opt"], rows)
 
 
 def _optimize_text(figures: dict | None) -> str:

@@ -33,7 +33,10 @@ def _add_serve(app: typer.Typer) -> None:
         port: int = typer.Option(8000, "--port", help="Port to bind (0: any free port)."),
         precision: list[str] = typer.Option(
             [], "--precision", metavar="[NAME=]PRECISION",
-            help="fp32, fp16 or int8 for every model, or NAME=int8 for one (repeat; default: each bundle's).",
+            help="fp32, fp16, bf16 or int8 for every model, or NAME=int8 for one (repeat; default: the variant each bundle's build chose per tower).",
+        ),
+        runtime: str | None = typer.Option(
+            None, "--runtime", help="onnxruntime or openvino for every model (default: the variant the build chose per tower)."
         ),
         max_batch_size: int | None = typer.Option(None, "--max-batch-size", help="Rows per graph run."),
         max_delay_ms: float | None = typer.Option(None, "--max-delay-ms", help="How long a request waits for company."),
@@ -53,7 +56,7 @@ def _add_serve(app: typer.Typer) -> None:
             10_000, "--label-cache-size", help="Label embeddings /classify and /rank keep between requests (0: no cache)."
         ),
         label_cache_mb: float = typer.Option(64.0, "--label-cache-mb", help="Memory the label-embedding cache may use."),
-        threads: int | None = typer.Option(None, "--threads", help="onnxruntime threads per session (default: all cores)."),
+        threads: int | None = typer.Option(None, "--threads", help="Threads per graph session (default: all cores)."),
         run_slots: int | None = typer.Option(
             None, "--run-slots", min=0,
             help="Graph runs at once across all models (default 0: no limit, measured fastest on 2 cores; 1: one at a time).",
@@ -87,7 +90,7 @@ def _add_serve(app: typer.Typer) -> None:
         url_fetch = _url_fetch_settings(allow_url_fetch, url_fetch_private, url_fetch_max_mb, url_fetch_timeout)
         try:
             settings = ServerSettings(
-                host=host, port=port, precision=every_precision, max_batch_size=max_batch_size, max_delay_ms=max_delay_ms,
+                host=host, port=port, precision=every_precision, runtime=runtime, max_batch_size=max_batch_size, max_delay_ms=max_delay_ms,
                 max_queue_rows=max_queue, request_timeout_s=timeout, latency_budget_ms=latency_budget_ms, max_body_bytes=int(max_body_mb * 1024 * 1024),
                 max_items_per_request=max_items, max_image_pixels=max_image_pixels, max_request_pixels=max_request_pixels,
                 max_aspect_ratio=max_aspect_ratio, max_request_text_chars=max_text_chars,
@@ -106,8 +109,8 @@ def _add_serve(app: typer.Typer) -> None:
                 console.print(f"[yellow]note:[/] {service.name}: {note}")
             default = " (default)" if len(services) > 1 and service is services[0] else ""
             console.print(
-                f"serving [bold]{service.name}[/]{default} ({service.engine.precision} on {service.engine.accelerator}, "
-                f"graphs: {', '.join(service.engine.graphs)})"
+                f"serving [bold]{service.name}[/]{default} (on {service.engine.accelerator}, graphs: "
+                + ", ".join(f"{name} {g.runtime} {g.precision}" for name, g in service.engine.graphs.items()) + ")"
             )
         console.print(f"on http://{host}:{port}  pid {os.getpid()}")
         console.print(f"  try: http://{host}:{port}/ in a browser, or mmship invoke http://{host}:{port} --image cat.jpg --text 'a photo of a cat'   docs: http://{host}:{port}/docs")

@@ -41,8 +41,9 @@ def offline_optimize(graph: ExportedGraph, out: Path, level: str) -> Path:
 
 @hookimpl(trylast=True)
 def mmship_optimize(graph: ExportedGraph, workdir: Path, options: OptimizeOptions) -> ExportedGraph:
-    """Optimize offline; keep the result only when it is measurably faster."""
-    if options.level == "none":
+    """Optimize offline; keep the result only when it is measurably faster (ONNX graphs
+    for onnxruntime only: other runtimes' graphs pass unchanged)."""
+    if options.level == "none" or graph.runtime != "onnxruntime":
         return graph
     level = SAVED_LEVELS[options.level]
     handle, name = tempfile.mkstemp(prefix=f"{graph.name}.{graph.precision}.opt-", suffix=".onnx", dir=workdir)

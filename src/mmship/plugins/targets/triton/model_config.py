@@ -65,6 +65,10 @@ class TritonModel:
     tensorrt_precision: str | None = None
     #: (file in the bundle, its name in the version folder ``1/``), the graph first.
     files: list[tuple[Path, str]] = field(default_factory=list)
+    #: The precision of the bundle graph served.
+    precision: str = "fp32"
+    #: Backend parameters (``parameters { key ... string_value ... }``), e.g. OpenVINO's.
+    parameters: dict[str, str] = field(default_factory=dict)
 
 
 def _graph_io(path: Path) -> tuple[dict[str, tuple[int, list[int]]], dict[str, tuple[int, list[int]]], list[str]]:
@@ -155,6 +159,7 @@ def describe_graph(
     backend: ServingBackend,
     companions: list[Path] | None = None,
     instance_count: int = 1,
+    parameters: dict[str, str] | None = None,
 ) -> TritonModel:
     """A :class:`TritonModel` for one bundle graph, checked against the graph when it is
     an ONNX file.
@@ -189,6 +194,8 @@ def describe_graph(
         instance_count=instance_count,
         tensorrt_precision=TRT_PRECISION.get(precision, "FP32") if accelerator == "tensorrt" else None,
         files=files,
+        parameters=dict(parameters or {}),
+        precision=precision,
     )
 
 
@@ -227,6 +234,8 @@ def render_config(model: TritonModel) -> str:
         "  }",
         "]",
     ]
+    for key, value in model.parameters.items():
+        lines.append(f"parameters {{ key: {json.dumps(key)} value: {{ string_value: {json.dumps(value)} }} }}")
     if model.tensorrt_precision:
         lines += [
             "optimization {",

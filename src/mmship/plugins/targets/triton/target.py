@@ -34,9 +34,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mmship import __version__, hookimpl
 from mmship.core.errors import DeployError
+from mmship.core.manager import get_plugin_manager
 from mmship.core.runtime import ServingBackend
 from mmship.core.specs import Precision
 from mmship.core.target import Deployment, DeployPlan, Target, TargetOption
+from mmship.core.variants import select_graphs
 from mmship.plugins.targets.triton.kserve import KServeManifest, build_manifest
 from mmship.plugins.targets.triton.model_config import (
     GPU_ACCELERATORS,
@@ -60,7 +62,12 @@ class TritonSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     out: Path | None = Field(None, description="model repository folder to write (--out)")
-    precision: Precision | None = Field(None, description="graph precision (default: serving_params.precision)")
+    precision: Precision | None = Field(
+        None, description="graph precision (default: the config's serving_params.precision, else the build's choice per tower)"
+    )
+    runtime: str | None = Field(
+        None, description="inference runtime of the graphs (default: the build's choice per tower; onnxruntime on GPUs)"
+    )
     model_prefix: str | None = Field(None, description="model name prefix (default: the bundle's name)")
     instance_count: int = Field(1, ge=1, description="instance_group count per model")
     preferred_batch_sizes: list[int] | None = Field(None, description="default: default_batch_size and max_batch_size")
@@ -103,28 +110,34 @@ class TritonTarget(Target):
         self.require_graphs(bundle)
         m = bundle.manifest
         serving = config.serving_params(bundle)
-        precision = self.settings.precision or serving.precision
+        precision = self.settings.precision or (
+            serving.precision if "precision" in config.model.serving_params.model_fields_set else None
+        )
+        # a named precision without a runtime keeps its meaning from before variants (the
+        # ONNX graph); GPUs run onnxruntime graphs; else the build's choice per tower
+        named = precision is not None or serving.accelerator in GPU_ACCELERATORS
+        runtime = self.settings.runtime or ("onnxruntime" if named else None)
+        selection = select_graphs(m, get_plugin_manager().runtimes(), precision, runtime, check_available=False)
         specs = {s.name: s for s in (*m.inputs, *m.outputs)}
         preferred = self.settings.preferred_batch_sizes or [serving.default_batch_size, serving.max_batch_size]
         prefix = _safe(self.settings.model_prefix or m.name)
         result = []
         for graph in m.graph_specs:
-            file = m.graph(graph.name, precision)  # BundleError naming the precisions built
-            backend, files = self._backend(file, bundle)
+            file = selection.files[graph.name]
+            backend, files, parameters = self._backend(file, bundle)
             result.append(describe_graph(
                 model_name=f"{prefix}-{_safe(graph.name)}", graph=graph.name, path=files[0], companions=files[1:],
                 backend=backend,
                 input_names=file.inputs, output_names=file.outputs, specs=specs,
                 max_batch_size=serving.max_batch_size, preferred_batch_sizes=preferred,
-                max_delay_ms=serving.max_delay_ms, accelerator=serving.accelerator, precision=precision,
-                instance_count=self.settings.instance_count,
+                max_delay_ms=serving.max_delay_ms, accelerator=serving.accelerator, precision=file.precision,
+                instance_count=self.settings.instance_count, parameters=parameters,
             ))
         return result
 
-    def _backend(self, file: GraphFile, bundle: Bundle) -> tuple[ServingBackend, list[Path]]:
-        """The Triton backend the graph's runtime declares, and the graph's files."""
-        from mmship.core.manager import get_plugin_manager
-
+    def _backend(self, file: GraphFile, bundle: Bundle) -> tuple[ServingBackend, list[Path], dict[str, str]]:
+        """The Triton backend the graph's runtime declares, the graph's files and the
+        backend parameters for its load options."""
         runtimes = get_plugin_manager().runtimes()
         path = bundle.path(file.file)
         if file.runtime not in runtimes:
@@ -142,7 +155,7 @@ class TritonTarget(Target):
                 f"no Triton backend (runtimes that do: {', '.join(able) or 'none'})",
                 hint="serve this bundle with --target local or --target ray, or rebuild it for a runtime Triton runs",
             )
-        return backend, runtime.graph_files(path)
+        return backend, runtime.graph_files(path), runtime.serving_parameters(self.name, file.runtime_options)
 
     def plan(self, bundle: Bundle, config: DeployConfig) -> DeployPlan:
         out = self._out()
@@ -155,7 +168,7 @@ class TritonTarget(Target):
             "repository": str(out),
             "models": ", ".join(f"{mm.name} ({mm.graph})" for mm in models),
             "platform": ", ".join(backends),
-            "precision": self.settings.precision or serving.precision,
+            "precision": ", ".join(f"{mm.graph} {mm.precision}" for mm in models),
             "max_batch_size": f"{first.max_batch_size}   (from serving_params.max_batch_size)",
             "dynamic_batching.max_queue_delay_microseconds": f"{first.max_queue_delay_us}   (serving_params.max_delay_ms x 1000)",
             "dynamic_batching.preferred_batch_size": str(first.preferred_batch_sizes),

@@ -1,0 +1,268 @@
+"""The OpenVINO runtime and its build-time variants, on a tiny CLIP: variants built,
+checksummed and validated; the fastest verified variant per tower chosen, recorded and
+served; overrides; the onnxruntime fallback; HTTP answers; Triton; inspect."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+pytest.importorskip("openvino", reason="the openvino extra is part of the dev install")
+pytest.importorskip("nncf", reason="the openvino-build extra is part of the dev install")
+
+from mmship.core.bundle import MANIFEST, Bundle, ChosenVariant  # noqa: E402
+from mmship.core.errors import BundleError, MmshipError, RuntimeUnavailableError  # noqa: E402
+from mmship.core.pipeline import BuildRequest, build  # noqa: E402
+from mmship.core.stages import OptimizeOptions  # noqa: E402
+from mmship.plugins.runtimes.openvino import OpenVinoRuntime  # noqa: E402
+from mmship.serving.engine import Engine  # noqa: E402
+
+OV_PRECISIONS = {"fp32", "bf16", "int8"}
+
+
+@pytest.fixture(scope="module")
+def ov_bundle(tiny_clip_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default build: onnxruntime fp32 + int8 and OpenVINO's variants, timed."""
+    out = tmp_path_factory.mktemp("ov") / "bundle"
+    return build(BuildRequest(source=str(tiny_clip_dir), out=out, optimize=OptimizeOptions(level="none")))
+
+
+def _copy(bundle: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    return copy
+
+
+def _has_bf16() -> bool:
+    from mmship.plugins.stages.openvino_variants import has_bf16
+
+    return has_bf16()
+
+
+def test_openvino_variants_are_built_validated_and_checksummed(ov_bundle):
+    bundle = Bundle.load(ov_bundle)
+    m = bundle.manifest
+    assert m.format_version == 3
+    ov = [g for g in m.graphs if g.runtime == "openvino"]
+    expected = OV_PRECISIONS if _has_bf16() else OV_PRECISIONS - {"bf16"}
+    assert {g.precision for g in ov if g.name == "image"} == expected
+    assert {g.precision for g in ov if g.name == "text"} == expected
+    for graph in ov:
+        assert graph.file.endswith(".xml")
+        assert graph.file in m.files and graph.file.removesuffix(".xml") + ".bin" in m.files  # both checksummed
+        assert graph.accuracy["mean_cosine"] >= 0.99, graph
+        assert graph.timing_ms["batch1"] > 0 and graph.timing_ms["batch"] > 0 and graph.timing_ms["batch_size"] == 16
+    fp32 = next(g for g in ov if g.name == "image" and g.precision == "fp32")
+    assert fp32.runtime_options == {"INFERENCE_PRECISION_HINT": "f32"}
+    if _has_bf16():  # the bf16 variant is the fp32 IR loaded with another hint: one file, checksummed once
+        bf16 = next(g for g in ov if g.name == "image" and g.precision == "bf16")
+        assert bf16.file == fp32.file and bf16.runtime_options == {"INFERENCE_PRECISION_HINT": "bf16"}
+    for key in ("openvino-fp32", "openvino-int8"):
+        assert bundle.report["accuracy"][key]["accuracy_loss"] <= 0.005
+        assert f"image.{key}" in bundle.report["batches"]  # ran at batch 1 and 32
+
+
+def test_a_changed_openvino_weight_file_is_refused(ov_bundle, tmp_path):
+    copy = _copy(ov_bundle, tmp_path)
+    weights = copy / "graphs" / "image.openvino-int8.bin"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="image.openvino-int8.bin"):
+        Bundle.load(copy)
+
+
+def test_the_fastest_verified_variant_is_chosen_and_served_by_default(ov_bundle):
+    bundle = Bundle.load(ov_bundle)
+    m = bundle.manifest
+    assert set(m.chosen) == {"image", "text"}
+    for tower, chosen in m.chosen.items():
+        timed = [g for g in m.graphs if g.name == tower and g.timing_ms]
+        assert len(timed) == len([g for g in m.graphs if g.name == tower]) >= 4  # every variant measured
+        fastest = min(timed, key=lambda g: (g.timing_ms["batch"], g.timing_ms["batch1"]))
+        assert (chosen.runtime, chosen.precision) == (fastest.runtime, fastest.precision)
+        assert chosen.batch_ms == fastest.timing_ms["batch"] and chosen.batch_size == 16
+        assert chosen.mean_cosine == fastest.accuracy["mean_cosine"] and "fastest of" in chosen.reason
+    engine = Engine(bundle)
+    for tower, chosen in m.chosen.items():
+        runner = engine.graphs[tower]
+        assert (runner.runtime, runner.precision) == (chosen.runtime, chosen.precision)
+    assert engine.notes == []
+
+
+def test_runtime_and_precision_override_the_choice(ov_bundle):
+    bundle = Bundle.load(ov_bundle)
+    engine = Engine(bundle, runtime="openvino", precision="int8")
+    assert {(g.runtime, g.precision) for g in engine.graphs.values()} == {("openvino", "int8")}
+    assert engine.precision == "int8"
+    assert {g.runtime for g in Engine(bundle, runtime="onnxruntime").graphs.values()} == {"onnxruntime"}
+    assert {g.precision for g in Engine(bundle, precision="fp32").graphs.values()} == {"fp32"}
+    with pytest.raises(BundleError) as info:
+        Engine(bundle, runtime="onnxruntime", precision="bf16")
+    assert "no bf16 graph on onnxruntime" in info.value.message and "openvino: fp32" in info.value.message
+
+
+def test_openvino_and_onnxruntime_give_the_same_embeddings(ov_bundle):
+    from mmship.evaluation.feeds import probe_feeds
+
+    bundle = Bundle.load(ov_bundle)
+    ort, ov = Engine(bundle, runtime="onnxruntime", precision="fp32"), Engine(bundle, runtime="openvino", precision="fp32")
+    m = bundle.manifest
+    for tower in ("image", "text"):
+        inputs = ort.graphs[tower].inputs
+        feeds = probe_feeds(inputs, m.preprocess, bundle.path("processor"))
+        a, b = ort.graphs[tower](feeds), ov.graphs[tower](feeds)
+        for name in a:
+            np.testing.assert_allclose(b[name], a[name], rtol=1e-4, atol=1e-5)
+    # two threads on one session each get their own infer request
+    from concurrent.futures import ThreadPoolExecutor
+
+    runner = ov.graphs["image"]
+    feeds = probe_feeds(runner.inputs, m.preprocess, bundle.path("processor"))
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: runner(feeds)["image_embeds"], range(8)))
+    for result in results:
+        np.testing.assert_array_equal(result, results[0])
+
+
+def test_without_openvino_the_chosen_variant_falls_back_to_onnxruntime(ov_bundle, monkeypatch):
+    bundle = Bundle.load(ov_bundle)
+    bundle.manifest.chosen = {
+        tower: ChosenVariant(runtime="openvino", precision="int8") for tower in ("image", "text")
+    }
+    assert {g.runtime for g in Engine(bundle).graphs.values()} == {"openvino"}
+    monkeypatch.setattr(OpenVinoRuntime, "available", classmethod(lambda cls: False))
+    engine = Engine(bundle)
+    assert {(g.runtime, g.precision) for g in engine.graphs.values()} == {("onnxruntime", "int8")}
+    assert len(engine.notes) == 2 and all("openvino is not installed here" in n for n in engine.notes)
+    assert "instead of openvino int8" in engine.notes[0]
+    with pytest.raises(RuntimeUnavailableError) as info:  # named: no silent fallback
+        Engine(bundle, runtime="openvino")
+    assert "mmship[openvino]" in info.value.hint
+    bf16_only = Bundle.load(ov_bundle)
+    bf16_only.manifest.graphs = [g for g in bf16_only.manifest.graphs if g.runtime == "openvino" or g.precision == "fp32"]
+    if _has_bf16():
+        with pytest.raises(RuntimeUnavailableError, match="needs openvino"):
+            Engine(bf16_only, precision="bf16")
+
+
+def test_a_bundle_may_set_only_known_openvino_options(ov_bundle, tmp_path):
+    copy = _copy(ov_bundle, tmp_path)
+    manifest = yaml.safe_load((copy / MANIFEST).read_text())
+    for graph in manifest["graphs"]:
+        if graph["runtime"] == "openvino":
+            graph["runtime_options"] = {"CACHE_DIR": "/tmp/anywhere"}
+    (copy / MANIFEST).write_text(yaml.safe_dump(manifest))
+    with pytest.raises(BundleError) as info:
+        Engine(Bundle.load(copy), runtime="openvino", precision="fp32")
+    assert "CACHE_DIR" in info.value.message and "INFERENCE_PRECISION_HINT" in info.value.message
+
+
+def test_openvino_is_cpu_only_and_says_so():
+    with pytest.raises(RuntimeUnavailableError, match="CPU only"):
+        OpenVinoRuntime().providers("cuda")
+
+
+def test_served_over_http_with_the_same_answers(ov_bundle):
+    import httpx
+
+    from tests.helpers.servers import running_server
+
+    texts = ["a photo of a cat", "a cup of coffee", "a rocket"]
+    answers = {}
+    for runtime in ("onnxruntime", "openvino"):
+        with running_server(ov_bundle, runtime=runtime, precision="fp32", max_delay_ms=2) as url:
+            response = httpx.post(f"{url}/embed", json={"texts": texts})
+            assert response.status_code == 200, response.text
+            answers[runtime] = np.array(response.json()["text_embeds"])
+            bad = httpx.post(f"{url}/embed", json={"texts": []})
+            assert 400 <= bad.status_code < 500  # same error handling on either runtime
+            metrics = httpx.get(f"{url}/metrics").text
+            assert "mmship" in metrics
+    np.testing.assert_allclose(answers["openvino"], answers["onnxruntime"], rtol=1e-4, atol=1e-5)
+
+
+def test_naming_a_runtime_and_precision_builds_and_times_only_that(tiny_clip_dir, tmp_path):
+    path = build(BuildRequest(
+        source=str(tiny_clip_dir), out=tmp_path / "b", runtimes=["openvino"], precisions=["int8"],
+        optimize=OptimizeOptions(level="none"),
+    ))
+    m = Bundle.load(path).manifest
+    assert sorted((g.name, g.runtime, g.precision) for g in m.graphs) == [
+        ("image", "onnxruntime", "fp32"), ("image", "openvino", "int8"),  # fp32: reference and fallback
+        ("text", "onnxruntime", "fp32"), ("text", "openvino", "int8"),
+    ]
+    assert [bool(g.timing_ms) for g in m.graphs if g.runtime == "onnxruntime"] == [False, False]
+    assert {(c.runtime, c.precision) for c in m.chosen.values()} == {("openvino", "int8")}
+
+
+def test_a_build_without_openvino_leaves_its_variants_out(tiny_clip_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(OpenVinoRuntime, "available", classmethod(lambda cls: False))
+    path = build(BuildRequest(
+        source=str(tiny_clip_dir), out=tmp_path / "b", optimize=OptimizeOptions(level="none"), measure=False,
+    ))
+    bundle = Bundle.load(path)
+    assert {g.runtime for g in bundle.manifest.graphs} == {"onnxruntime"}
+    assert any("no openvino variants" in note for note in bundle.report["variant_notes"])
+    with pytest.raises(MmshipError, match="openvino is not installed here"):
+        build(BuildRequest(source=str(tiny_clip_dir), out=tmp_path / "c", runtimes=["openvino"]))
+
+
+def test_triton_writes_an_openvino_backend_config(ov_bundle, tmp_path):
+    from mmship.core.config import DeployConfig
+    from mmship.plugins.targets.triton.target import TritonSettings, TritonTarget
+
+    bundle = Bundle.load(ov_bundle)
+    precision = "bf16" if _has_bf16() else "int8"
+    target = TritonTarget(TritonSettings(out=tmp_path / "repo", runtime="openvino", precision=precision))
+    config = DeployConfig.defaults(bundle.manifest.name)
+    target.deploy(bundle, config, target.plan(bundle, config))
+    for tower in ("image", "text"):
+        folder = tmp_path / "repo" / f"{bundle.manifest.name}-{tower}"
+        text = (folder / "config.pbtxt").read_text()
+        assert 'backend: "openvino"' in text and "platform" not in text
+        assert 'key: "PERFORMANCE_HINT" value: { string_value: "LATENCY" }' in text
+        assert ('key: "HINT_BF16"' in text) == (precision == "bf16")
+        assert sorted(p.name for p in (folder / "1").iterdir()) == ["model.bin", "model.xml"]
+        source = bundle.path(bundle.manifest.graph(tower, precision, "openvino").file)
+        assert (folder / "1" / "model.bin").read_bytes() == source.with_suffix(".bin").read_bytes()
+
+
+def test_inspect_shows_the_variants_table(ov_bundle):
+    from typer.testing import CliRunner
+
+    from mmship.core.cli.app import build_app
+
+    result = CliRunner().invoke(build_app(), ["inspect", str(ov_bundle)], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    assert "graph variants" in result.output
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in result.output.splitlines() if line.startswith("│")]
+    ov_int8 = [row for row in rows if row[1:3] == ["openvino", "int8"]]
+    assert sorted(row[0].rstrip("*") for row in ov_int8) == ["image", "text"]
+    assert all(float(row[5]) >= 0.99 and float(row[6]) > 0 for row in ov_int8)  # cosine, ms b1
+    chosen = Bundle.load(ov_bundle).manifest.chosen
+    for tower, c in chosen.items():
+        assert f"served by default: {tower} on {c.runtime} {c.precision}" in result.output
+        assert [row[1:3] for row in rows if row[0] == f"{tower}*"] == [[c.runtime, c.precision]]
+
+
+def test_serving_openvino_variants_needs_no_build_side_package(ov_bundle):
+    """The runtime plugin is what serving imports: NNCF (and what it pulls in) stays out."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from mmship.core.bundle import Bundle\n"
+        "from mmship.serving.engine import Engine\n"
+        f"engine = Engine(Bundle.load({str(ov_bundle)!r}), runtime='openvino', precision='int8')\n"
+        "assert {g.runtime for g in engine.graphs.values()} == {'openvino'}\n"
+        "print(sorted(m for m in ('nncf', 'openvino_telemetry') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
