@@ -39,6 +39,7 @@ import serve_report
 
 from mmship.bench.loadgen import BenchPlan, bench_url, default_image, run_level
 from mmship.core.bundle import Bundle
+from mmship.core.errors import MmshipError
 from mmship.core.pipeline import BuildRequest, build
 from mmship.core.specs import PRECISIONS
 from mmship.core.stages import QuantizeOptions
@@ -100,7 +101,14 @@ def prepare(work: Path, modes: list[str], variants: list[tuple[str, str]]) -> tu
         if not (bundle / "mmship.yaml").exists():
             extra = {"runtimes": sorted({r for r, _ in variants})} if "runtimes" in fields else {}
             say(f"building {bundle} ({', '.join(precisions)}; int8 {mode}{'; runtimes ' + str(extra['runtimes']) if extra else ''})")
-            build(BuildRequest(source=str(model), out=bundle, precisions=precisions, quantize=QuantizeOptions(mode=mode), **extra))
+            try:
+                build(BuildRequest(source=str(model), out=bundle, precisions=precisions, quantize=QuantizeOptions(mode=mode), **extra))
+            except MmshipError as exc:
+                if precisions == ["fp32", "int8"] and not extra:
+                    raise
+                say(f"  that build failed ({exc.message}); building fp32 + int8 for onnxruntime only")
+                build(BuildRequest(source=str(model), out=bundle, precisions=["fp32", "int8"], quantize=QuantizeOptions(mode=mode),
+                                   overwrite=True))
         bundles[mode] = bundle
     return model, bundles
 
