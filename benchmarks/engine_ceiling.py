@@ -42,8 +42,11 @@ def _rate(call, feed: dict, batch: int, seconds: float) -> tuple[float, float]: 
 
 
 def load_engine(bundle: Bundle, precision: str, runtime: str) -> Engine:
-    """The engine at ``precision`` on ``runtime``; raises SystemExit(3) when this mmship's
-    engine cannot choose a runtime and ``runtime`` is not the bundle's default."""
+    """The engine at ``precision`` on ``runtime`` (``auto``: the bundle's default); raises
+    SystemExit(3) when this mmship's engine cannot choose a runtime and ``runtime`` is not
+    onnxruntime."""
+    if runtime == "auto":
+        return Engine(bundle)  # the bundle's default: the chosen variant per tower
     if "runtime" in inspect.signature(Engine).parameters:
         return Engine(bundle, precision=precision, runtime=runtime)  # type: ignore[call-arg]
     if runtime != "onnxruntime":
@@ -76,8 +79,8 @@ def measure(bundle_dir: Path, precision: str, runtime: str, batch: int, seconds:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bundle", type=Path)
-    parser.add_argument("--precision", default="int8")
-    parser.add_argument("--runtime", default="onnxruntime")
+    parser.add_argument("--precision", default="int8", help="auto with --runtime auto: the bundle's default")
+    parser.add_argument("--runtime", default="onnxruntime", help="onnxruntime, openvino, ... or auto")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()

@@ -4,9 +4,11 @@ mmship against its peers, on one machine in one run.
 Measured in one run with the same load generator (`mmship bench`'s, closed loop, on the same
 cores as the servers):
   * the machine: CPU model and flags, the int8 matmul peak measured now (cpu_peak.py);
-  * mmship serving each variant of ``--variants`` (``runtime:precision``; a variant is skipped
-    with a note when `mmship serve` has no ``--runtime`` flag or the bundle lacks it):
-    images/s and texts/s with p50/p95 per concurrency, and the server's memory;
+  * mmship serving each variant of ``--variants``: ``auto`` (no flags: the variant the build
+    chose per tower, where the bundle records one) and ``runtime:precision`` pairs (passed as
+    ``--runtime R --precision P``; skipped with a note when `mmship serve` has no ``--runtime``
+    flag or the bundle lacks the variant): images/s and texts/s with p50/p95 per concurrency,
+    and the server's memory;
   * the in-process engine of each variant at batch 16 (engine_ceiling.py, its own process):
     the ceiling any server could reach, and its memory;
   * infinity-emb 0.0.78 with its torch engine (setup_infinity.sh, its own venv);
@@ -14,7 +16,8 @@ cores as the servers):
 Prints a table, the ratios, the fraction of the int8 peak reached, and memory per model.
 
     python benchmarks/serve_clip.py [--duration 8] [--concurrency 1,16] [--work .bench]
-        [--variants onnxruntime:int8,onnxruntime:fp32,openvino:int8] [--quantize dynamic,static]
+        [--variants auto,onnxruntime:int8,openvino:int8,openvino:bf16,onnxruntime:fp32]
+        [--quantize dynamic|static|dynamic,static]
         [--skip-naive] [--skip-infinity] [--json out.json]
 """
 
@@ -39,7 +42,6 @@ import serve_report
 
 from mmship.bench.loadgen import BenchPlan, bench_url, default_image, run_level
 from mmship.core.bundle import Bundle
-from mmship.core.errors import MmshipError
 from mmship.core.pipeline import BuildRequest, build
 from mmship.core.specs import PRECISIONS
 from mmship.core.stages import QuantizeOptions
@@ -48,7 +50,8 @@ from mmship.testing.models import make_random_clip
 
 HERE = Path(__file__).resolve().parent
 CAPTION = "a photo of a cat sitting on a wooden table next to a cup of coffee"
-DEFAULT_VARIANTS = "onnxruntime:int8,onnxruntime:fp32,openvino:int8,openvino:bf16"
+#: ``auto``: no --runtime/--precision, the variant the build chose per tower.
+DEFAULT_VARIANTS = "auto,onnxruntime:int8,openvino:int8,openvino:bf16"
 MODALITIES = ("image", "text")
 
 
@@ -57,9 +60,13 @@ def say(message: str) -> None:
 
 
 def parse_variants(text: str) -> list[tuple[str, str]]:
-    """``"onnxruntime:int8,openvino:bf16"`` -> [("onnxruntime", "int8"), ("openvino", "bf16")]."""
+    """``"auto,onnxruntime:int8,openvino:bf16"`` -> [("auto", "auto"), ("onnxruntime", "int8"),
+    ("openvino", "bf16")]."""
     variants = []
     for item in filter(None, (part.strip() for part in text.split(","))):
+        if item == "auto":
+            variants.append(("auto", "auto"))
+            continue
         runtime, sep, precision = item.partition(":")
         if not sep or not runtime or not precision:
             raise SystemExit(f"--variants: {item!r} is not runtime:precision (e.g. onnxruntime:int8)")
@@ -85,32 +92,64 @@ def bundle_variants(bundle_dir: Path) -> set[tuple[str, str]]:
 
 
 def prepare(work: Path, modes: list[str], variants: list[tuple[str, str]]) -> tuple[Path, dict[str, Path]]:
-    """The random-weight model and one bundle per int8 quantization mode (each with fp32)."""
+    """The random-weight model and one bundle per int8 quantization mode.
+
+    An mmship that builds variants per runtime (its ``BuildRequest`` has ``runtimes``) builds
+    its default plan: onnxruntime fp32 + int8 and every installed runtime's variants, the
+    fastest verified one per tower recorded as the choice. An older one builds fp32, int8 and
+    the precisions ``variants`` name that it knows."""
     model = work / "clip-vit-b32-random-real-tokenizer"
     if not (model / "config.json").exists():
         say(f"making {model}")
         make_random_clip(model, real_tokenizer=True)
-    wanted = ["fp32", *dict.fromkeys(p for _, p in variants if p != "fp32")]
-    precisions = [p for p in wanted if p in PRECISIONS]
-    if len(precisions) < len(wanted):
-        say(f"note: this mmship builds no {', '.join(p for p in wanted if p not in PRECISIONS)} (precisions: {', '.join(PRECISIONS)})")
-    fields = {f.name for f in dataclasses.fields(BuildRequest)}
+    if "runtimes" in {f.name for f in dataclasses.fields(BuildRequest)}:
+        extra: dict = {}
+        what = "the build's default variants for every installed runtime"
+    else:
+        wanted = ["fp32", *dict.fromkeys(p for r, p in variants if p not in ("fp32", "auto"))]
+        extra = {"precisions": [p for p in wanted if p in PRECISIONS]}
+        what = ", ".join(extra["precisions"]) + " on onnxruntime (this mmship builds no other runtime)"
     bundles = {}
     for mode in modes:
         bundle = work / f"bundle-int8-{mode}"
         if not (bundle / "mmship.yaml").exists():
-            extra = {"runtimes": sorted({r for r, _ in variants})} if "runtimes" in fields else {}
-            say(f"building {bundle} ({', '.join(precisions)}; int8 {mode}{'; runtimes ' + str(extra['runtimes']) if extra else ''})")
-            try:
-                build(BuildRequest(source=str(model), out=bundle, precisions=precisions, quantize=QuantizeOptions(mode=mode), **extra))
-            except MmshipError as exc:
-                if precisions == ["fp32", "int8"] and not extra:
-                    raise
-                say(f"  that build failed ({exc.message}); building fp32 + int8 for onnxruntime only")
-                build(BuildRequest(source=str(model), out=bundle, precisions=["fp32", "int8"], quantize=QuantizeOptions(mode=mode),
-                                   overwrite=True))
+            say(f"building {bundle}: {what}; int8 {mode}")
+            build(BuildRequest(source=str(model), out=bundle, quantize=QuantizeOptions(mode=mode), **extra))
         bundles[mode] = bundle
     return model, bundles
+
+
+def chosen_variants(bundle_dir: Path) -> str | None:
+    """The variant the build chose per tower (``image onnxruntime int8, text ...``), or None
+    when the bundle records no choice (then ``mmship serve`` serves its serving precision)."""
+    chosen = getattr(Bundle.load(bundle_dir).manifest, "chosen", None) or {}
+    return ", ".join(f"{tower} {c.runtime} {c.precision}" for tower, c in chosen.items()) or None
+
+
+def plan_servers(bundles: dict[str, Path], variants: list[tuple[str, str]], has_runtime: bool) -> list[tuple]:
+    """(name, bundle, runtime, precision, note) per mmship server to run; a note says why one is skipped."""
+    plan = []
+    first = next(iter(bundles))
+    for mode, bundle in bundles.items():
+        built = bundle_variants(bundle)
+        for runtime, precision in variants:
+            if mode != first and precision not in ("int8", "auto"):
+                continue  # fp32 / bf16 are the same in every int8 bundle: serve them once
+            suffix = f" ({mode})" if len(bundles) > 1 and precision in ("int8", "auto") else ""
+            if runtime == "auto":
+                chosen = chosen_variants(bundle)
+                note = None if chosen else ("the bundle records no chosen variant: `mmship serve` without flags serves "
+                                            "its serving precision, measured as that onnxruntime variant")
+                plan.append((f"mmship default [{chosen or 'none'}]{suffix}", bundle, runtime, precision, note))
+                continue
+            name = f"mmship {runtime} {precision}{suffix}"
+            note = None
+            if (runtime, precision) not in built:
+                note = f"the bundle has no {runtime} {precision} graphs (built: {', '.join(' '.join(v) for v in sorted(built))})"
+            elif runtime != "onnxruntime" and not has_runtime:
+                note = "`mmship serve` has no --runtime flag here"
+            plan.append((name, bundle, runtime, precision, note))
+    return plan
 
 
 def engine_ceiling(bundle: Path, runtime: str, precision: str, seconds: float) -> dict | None:
@@ -245,30 +284,21 @@ def main() -> int:
     model, bundles = prepare(args.work, modes, variants)
     has_runtime = serve_has_runtime_flag()
     results: dict[str, dict] = {}
-    for mode, bundle in bundles.items():
-        built = bundle_variants(bundle)
-        for runtime, precision in variants:
-            if mode != modes[0] and precision != "int8":
-                continue  # fp32 / bf16 are the same in every int8 bundle: serve them once
-            name = f"mmship {runtime} {precision}" + (f" ({mode})" if precision == "int8" else "")
-            if (runtime, precision) not in built:
-                say(f"{name}: skipped, the bundle has no {runtime} {precision} graphs (built: {sorted(built)})")
-                results[name] = {"note": "not in the bundle"}
-                continue
-            if runtime != "onnxruntime" and not has_runtime:
-                say(f"{name}: skipped, `mmship serve` has no --runtime flag here")
-                results[name] = {"note": "serve has no --runtime"}
-                continue
-            say(f"{name}: in-process engine, batch 16")
-            entry: dict = {"engine": engine_ceiling(bundle, runtime, precision, args.engine_seconds)}
-            if entry["engine"]:
-                say(f"    {json.dumps({k: round(v, 1) for k, v in entry['engine'].items()})}")
-            flags = ["--precision", precision, *(["--runtime", runtime] if has_runtime else [])]
-            say(f"{name}: mmship serve {' '.join(flags)}")
-            with served(bundle, flags) as (url, pid):
-                entry["levels"] = bench_mmship(url, concurrency, args.duration)
-                entry["memory"] = memory_mb(pid)
-            results[name] = entry
+    for name, bundle, runtime, precision, note in plan_servers(bundles, variants, has_runtime):
+        if note:
+            say(f"{name}: skipped, {note}")
+            results[name] = {"note": note}
+            continue
+        say(f"{name}: in-process engine, batch 16")
+        entry: dict = {"engine": engine_ceiling(bundle, runtime, precision, args.engine_seconds)}
+        if entry["engine"]:
+            say(f"    {json.dumps({k: round(v, 1) for k, v in entry['engine'].items()})}")
+        flags = [] if runtime == "auto" else ["--precision", precision, *(["--runtime", runtime] if has_runtime else [])]
+        say(f"{name}: mmship serve {' '.join(flags) or '(no flags: the bundle default)'}")
+        with served(bundle, flags) as (url, pid):
+            entry["levels"] = bench_mmship(url, concurrency, args.duration)
+            entry["memory"] = memory_mb(pid)
+        results[name] = entry
     if not args.skip_infinity:
         say("infinity-emb 0.0.78, torch engine (fp32 eager)")
         results["infinity-emb torch"] = run_infinity(args.work, model, concurrency, args.duration)

@@ -52,7 +52,8 @@ def test_int8_matmul_timing_returns_a_rate() -> None:
 def test_parse_variants() -> None:
     import serve_clip
 
-    assert serve_clip.parse_variants("onnxruntime:int8, openvino:bf16,") == [("onnxruntime", "int8"), ("openvino", "bf16")]
+    assert serve_clip.parse_variants("auto,onnxruntime:int8, openvino:bf16,") == [
+        ("auto", "auto"), ("onnxruntime", "int8"), ("openvino", "bf16")]
     with pytest.raises(SystemExit, match="runtime:precision"):
         serve_clip.parse_variants("int8")
 
@@ -125,3 +126,21 @@ def test_report_ratios_come_from_the_figures(capsys: pytest.CaptureFixture[str])
     # 150 images/s x 4.4 GMAC x 2 = 1320 GOPS against a 1000 GOPS peak
     assert "image server c=16 1320 GOPS = 1.32" in out
     assert "images 150/s met, p50 10.0 ms met, texts 600/s missed" in out
+
+
+def test_plan_servers_skips_what_the_bundle_or_the_server_cannot_do(graphs_bundle: Path) -> None:
+    import serve_clip
+
+    assert ("onnxruntime", "int8") in serve_clip.bundle_variants(graphs_bundle)
+    variants = [("auto", "auto"), ("onnxruntime", "int8"), ("onnxruntime", "fp32"), ("openvino", "int8")]
+    plan = {name: (runtime, note) for name, _, runtime, _, note in serve_clip.plan_servers({"dynamic": graphs_bundle}, variants, False)}
+    assert plan["mmship onnxruntime int8"] == ("onnxruntime", None)
+    assert plan["mmship onnxruntime fp32"] == ("onnxruntime", None)
+    assert "has no openvino int8 graphs" in plan["mmship openvino int8"][1]
+    chosen = serve_clip.chosen_variants(graphs_bundle)
+    auto = next(name for name in plan if name.startswith("mmship default"))
+    assert (plan[auto][1] is None) == (chosen is not None)
+    # two int8 bundles: int8 and the default are served from each, fp32 once
+    two = serve_clip.plan_servers({"dynamic": graphs_bundle, "static": graphs_bundle}, variants[1:3], True)
+    assert [name for name, *_ in two] == ["mmship onnxruntime int8 (dynamic)", "mmship onnxruntime fp32",
+                                          "mmship onnxruntime int8 (static)"]
