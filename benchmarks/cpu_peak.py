@@ -5,8 +5,9 @@
   ``/proc/cpuinfo``.
 * ``int8_peak()``: the measured int8 peak in GOPS (1 MAC = 2 ops): onnxruntime's
   ``MatMulInteger`` (uint8 activations x int8 weights, the op dynamic int8 quantization
-  emits) on a few large shapes on ``threads`` threads, best of them; and fp32 ``MatMul``
-  on the same shapes for scale. Also the paper peak the flags allow at the reported clock.
+  emits), torch's ``_int_mm`` and OpenVINO's int8 FullyConnected (each where installed) on a
+  few large shapes on ``threads`` threads, the best of them; onnxruntime fp32 ``MatMul`` on
+  the same shapes for scale. Also the paper peak the flags allow at the reported clock.
 * ``clip_macs()``: multiply-accumulates of one image / one text through a CLIP ViT from its
   ``config.json`` (patch embedding, QKV, attention, projections, MLP; layer norms and
   softmax are left out), so items/s x MACs gives the ops/s a server reached.
@@ -131,6 +132,33 @@ def _torch_int8_gops(shape: tuple[int, int, int], threads: int, seconds: float) 
     return 2.0 * m * k * n / float(np.median(times)) / 1e9
 
 
+def _openvino_int8_gops(shape: tuple[int, int, int], threads: int, seconds: float) -> float | None:
+    """GOPS of an OpenVINO int8 matmul (FakeQuantize on both inputs, which the CPU plugin
+    runs as a u8 x i8 FullyConnected: oneDNN, AMX where present), or None without openvino."""
+    try:
+        import openvino as ov
+        import openvino.opset13 as ops
+    except ImportError:
+        return None
+    m, k, n = shape
+    rng = np.random.default_rng(0)
+    low, high = ops.constant(np.float32(-4.0)), ops.constant(np.float32(4.0))
+    a = ops.parameter([m, k], np.float32, name="A")
+    w = ops.constant(rng.standard_normal((k, n)).astype(np.float32))
+    y = ops.matmul(ops.fake_quantize(a, low, high, low, high, 256), ops.fake_quantize(w, low, high, low, high, 255), False, False)
+    config = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"}
+    request = ov.Core().compile_model(ov.Model([y], [a], "int8-matmul"), "CPU", config).create_infer_request()
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    request.infer({0: x})
+    times = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(times) < 3:
+        start = time.perf_counter()
+        request.infer({0: x})
+        times.append(time.perf_counter() - start)
+    return 2.0 * m * k * n / float(np.median(times)) / 1e9
+
+
 def int8_peak(threads: int = 2, seconds: float = 1.0) -> dict[str, object]:
     """Measured GOPS per shape: onnxruntime int8 (MatMulInteger) and fp32 (MatMul), and
     torch's int8 matmul (oneDNN) where torch is installed; the best int8 figure is the peak."""
@@ -139,17 +167,21 @@ def int8_peak(threads: int = 2, seconds: float = 1.0) -> dict[str, object]:
         row: dict[str, object] = {"shape": list(shape), "int8_gops": _gops("MatMulInteger", shape, threads, seconds),
                                   "fp32_gops": _gops("MatMul", shape, threads, seconds)}
         row["torch_int8_gops"] = _torch_int8_gops(shape, threads, seconds)
+        row["openvino_int8_gops"] = _openvino_int8_gops(shape, threads, seconds)
         rows.append(row)
     best_ort = max(float(r["int8_gops"]) for r in rows)  # type: ignore[arg-type]
     torch_figures = [float(r["torch_int8_gops"]) for r in rows if r["torch_int8_gops"]]  # type: ignore[arg-type]
+    openvino_figures = [float(r["openvino_int8_gops"]) for r in rows if r["openvino_int8_gops"]]  # type: ignore[arg-type]
     return {
         "threads": threads,
         "method": "median time per call of one large int8 matmul per shape, best shape and library: onnxruntime "
-                  "MatMulInteger (uint8 x int8 -> int32, what dynamic int8 graphs run) and torch._int_mm (oneDNN)",
+                  "MatMulInteger (uint8 x int8 -> int32, what dynamic int8 graphs run), torch._int_mm (oneDNN) "
+                  "and OpenVINO FakeQuantize+MatMul (u8 x i8 FullyConnected) where installed",
         "shapes": rows,
         "ort_int8_gops": best_ort,
         "torch_int8_gops": max(torch_figures) if torch_figures else None,
-        "int8_gops": max([best_ort, *torch_figures]),
+        "openvino_int8_gops": max(openvino_figures) if openvino_figures else None,
+        "int8_gops": max([best_ort, *torch_figures, *openvino_figures]),
         "fp32_gops": max(float(r["fp32_gops"]) for r in rows),  # type: ignore[arg-type]
     }
 
@@ -186,14 +218,16 @@ def describe(info: dict[str, object], peak: dict[str, object]) -> list[str]:
         f"CPU: {info['model']}, {info['cores']} logical cores, {info['mhz']:.0f} MHz reported",
         "flags: " + " ".join(f"{name}={'yes' if on else 'no'}" for name, on in flags.items()),
         f"int8 peak measured on {peak['threads']} threads: {peak['int8_gops']:.0f} GOPS (onnxruntime "
-        f"{peak['ort_int8_gops']:.0f}, torch {peak['torch_int8_gops'] or 0:.0f}; onnxruntime fp32 "
+        f"{peak['ort_int8_gops']:.0f}, torch {peak['torch_int8_gops'] or 0:.0f}, openvino "
+        f"{peak.get('openvino_int8_gops') or 0:.0f}; onnxruntime fp32 "
         f"{peak['fp32_gops']:.0f} GFLOP/s); method: {peak['method']}",
         f"int8 paper peak at the reported clock: {paper:.0f} GOPS via {unit}; measured/paper = "
         f"{float(peak['int8_gops']) / paper:.2f}" if paper else "int8 paper peak: clock unknown",  # type: ignore[arg-type]
     ]
     for row in peak["shapes"]:  # type: ignore[union-attr]
-        lines.append(f"  M,K,N={row['shape']}: onnxruntime int8 {row['int8_gops']:.0f} GOPS, torch int8 "
-                     f"{row['torch_int8_gops'] or 0:.0f} GOPS, onnxruntime fp32 {row['fp32_gops']:.0f} GFLOP/s")
+        lines.append(f"  M,K,N={row['shape']}: int8 GOPS onnxruntime {row['int8_gops']:.0f}, torch "
+                     f"{row['torch_int8_gops'] or 0:.0f}, openvino {row.get('openvino_int8_gops') or 0:.0f}; "
+                     f"onnxruntime fp32 {row['fp32_gops']:.0f} GFLOP/s")
     return lines
 
 

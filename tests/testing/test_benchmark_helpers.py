@@ -4,6 +4,7 @@ shape and model copy, memory readings and the report's ratios (no benchmark is r
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -47,6 +48,9 @@ def test_int8_matmul_timing_returns_a_rate() -> None:
 
     assert cpu_peak._gops("MatMulInteger", (64, 64, 64), 1, 0.01) > 0
     assert cpu_peak._gops("MatMul", (64, 64, 64), 1, 0.01) > 0
+    openvino = cpu_peak._openvino_int8_gops((64, 64, 64), 1, 0.01)
+    assert (openvino is None) == (importlib.util.find_spec("openvino") is None)
+    assert openvino is None or openvino > 0
 
 
 def test_parse_variants() -> None:
