@@ -119,6 +119,12 @@ def prepare(work: Path, modes: list[str], variants: list[tuple[str, str]]) -> tu
     return model, bundles
 
 
+def chosen_pairs(bundle_dir: Path) -> set[tuple[str, str]]:
+    """The (runtime, precision) pairs the build chose, over all towers (empty: no choice recorded)."""
+    chosen = getattr(Bundle.load(bundle_dir).manifest, "chosen", None) or {}
+    return {(c.runtime, c.precision) for c in chosen.values()}
+
+
 def chosen_variants(bundle_dir: Path) -> str | None:
     """The variant the build chose per tower (``image onnxruntime int8, text ...``), or None
     when the bundle records no choice (then ``mmship serve`` serves its serving precision)."""
@@ -144,7 +150,9 @@ def plan_servers(bundles: dict[str, Path], variants: list[tuple[str, str]], has_
                 continue
             name = f"mmship {runtime} {precision}{suffix}"
             note = None
-            if (runtime, precision) not in built:
+            if ("auto", "auto") in variants and chosen_pairs(bundle) == {(runtime, precision)}:
+                note = "the build chose this variant for every tower: measured as the default"
+            elif (runtime, precision) not in built:
                 note = f"the bundle has no {runtime} {precision} graphs (built: {', '.join(' '.join(v) for v in sorted(built))})"
             elif runtime != "onnxruntime" and not has_runtime:
                 note = "`mmship serve` has no --runtime flag here"
