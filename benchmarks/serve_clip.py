@@ -284,7 +284,7 @@ def main() -> int:
     load_start = os.getloadavg()
 
     info = cpu_peak.cpu_info()
-    say("measuring the int8 matmul peak (2 libraries x 3 shapes)")
+    say("measuring the int8 matmul peak (onnxruntime, torch, OpenVINO where installed; 3 shapes)")
     peak = cpu_peak.int8_peak(threads=os.cpu_count() or 1, seconds=1.0)
     for line in cpu_peak.describe(info, peak):
         say(line)
