@@ -262,24 +262,6 @@ class Bundle:
         return read_verified(self.root, relative, self.manifest.files.get(relative))
 
 
-def verify_files(root: Path, files: dict[str, str]) -> None:
-    """Raise :class:`BundleError` naming the first missing or changed file."""
-    for relative, expected in sorted(files.items()):
-        path = root / relative
-        if not path.is_file():
-            raise BundleError(
-                f"bundle {root} is missing {relative}",
-                hint="the bundle was damaged or partly copied; rebuild it or copy it again whole",
-            )
-        actual = sha256_file(path)
-        if actual != expected:
-            raise BundleError(
-                f"bundle {root} failed its checksum: {relative} has sha256 {actual[:16]}..., "
-                f"the manifest says {expected[:16]}...; the file was modified after the build",
-                hint="rebuild the bundle with `mmship build`, or restore the original file",
-            )
-
-
 class BundleWriter:
     """Write a bundle into a temporary sibling folder and rename it into place.
 

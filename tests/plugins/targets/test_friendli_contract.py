@@ -13,7 +13,6 @@ import json
 import re
 
 import httpx
-import pytest
 
 from mmship.core.bundle import Bundle
 from mmship.core.config import DeployConfig
