@@ -52,3 +52,16 @@ def test_fields_the_config_sets_win_and_no_config_means_the_bundles(target, grap
     config = DeployConfig.model_validate({"model": {"name": "clip", "serving_params": {"precision": "fp32"}}})
     assert served(target, bundle, config, tmp_path) == {"precision": "fp32", "max_batch_size": 32}
     assert served(target, bundle, DeployConfig.defaults("clip"), tmp_path) == {"precision": "int8", "max_batch_size": 32}
+
+
+def test_local_target_passes_the_request_limits_and_runtime_to_the_server(tiny_clip_bundle):
+    """A local deploy serves with the limits its config sets, not the server's defaults."""
+    from mmship.plugins.targets.local import LocalSettings
+
+    bundle = Bundle.load(tiny_clip_bundle)
+    target = LocalTarget(LocalSettings(latency_budget_ms=250, max_body_mb=4, max_items=8, runtime="onnxruntime"))
+    command = target.plan(bundle, DeployConfig.defaults("local")).settings["command"].split()
+    given = {flag: command[command.index(flag) + 1] for flag in ("--latency-budget-ms", "--max-body-mb", "--max-items", "--runtime")}
+    assert given == {"--latency-budget-ms": "250.0", "--max-body-mb": "4.0", "--max-items": "8", "--runtime": "onnxruntime"}
+    default = LocalTarget().plan(bundle, DeployConfig.defaults("local")).settings["command"].split()
+    assert "--runtime" not in default and default[default.index("--max-items") + 1] == "256"

@@ -50,6 +50,10 @@ class LocalSettings(BaseModel):
     threads: int | None = Field(None, ge=1)
     max_queue: int = Field(256, ge=1)
     timeout_s: float = Field(30.0, gt=0)
+    latency_budget_ms: float = Field(1000.0, gt=0, description="estimated latency above which a request is refused at arrival")
+    max_body_mb: float = Field(32.0, gt=0, description="largest request body accepted (413 above it)")
+    max_items: int = Field(256, ge=1, description="images + texts + raw-tensor rows per request")
+    runtime: str | None = Field(None, description="inference runtime for every tower (default: the build's choice)")
     insecure: bool = False
     ready_timeout_s: float = Field(300.0, gt=0, description="how long a detached deploy waits for readiness")
 
@@ -77,6 +81,9 @@ class LocalTarget(Target):
         bundles = [bundle, *self.more_bundles]
         args = [str(b.root) for b in bundles]
         args += ["--host", s.host, "--port", str(s.port), "--max-queue", str(s.max_queue), "--timeout", str(s.timeout_s)]
+        args += ["--latency-budget-ms", str(s.latency_budget_ms), "--max-body-mb", str(s.max_body_mb), "--max-items", str(s.max_items)]
+        if s.runtime:
+            args += ["--runtime", s.runtime]
         serving = config.serving_params(bundle)
         if self.more_bundles:  # each model at its own bundle's precision and batching
             args += [f"--precision={b.manifest.name}={config.serving_params(b).precision}" for b in bundles]
