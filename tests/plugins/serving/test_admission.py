@@ -233,7 +233,7 @@ def test_over_budget_requests_are_refused_before_their_body_is_decoded(tiny_clip
         assert max(r[1] for r in admitted) < BUDGET_MS / 1000 + 0.5, [r[1] for r in admitted]
         metrics = httpx.get(f"{url}/metrics").text
         assert _metric(metrics, 'mmship_admission_refused_total{reason="budget"}') == len(refused)
-        assert _metric(metrics, 'mmship_requests_total{route="/embed",status="503"}') == len(refused)
+        assert _metric(metrics, 'mmship_requests_total{model="",route="/embed",status="503"}') == len(refused)
         assert app.state.admission.inflight == 0
         # The answers now measure the cost of a place in line: about SERVICE_S.
         assert app.state.admission.cost_s == pytest.approx(SERVICE_S, abs=0.1)

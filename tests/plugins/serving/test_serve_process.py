@@ -20,7 +20,9 @@ def _arrived(url: str) -> int:
     """/embed requests admitted so far: those in flight plus those answered."""
     count = 0.0
     for line in httpx.get(f"{url}/metrics").text.splitlines():
-        if line.startswith("mmship_admission_inflight ") or line.startswith('mmship_requests_total{route="/embed",status="200"}'):
+        if line.startswith("mmship_admission_inflight ") or (
+            line.startswith("mmship_requests_total{") and 'route="/embed"' in line and 'status="200"' in line
+        ):
             count += float(line.rsplit(" ", 1)[1])
     return int(count)
 
