@@ -39,7 +39,8 @@ def refusal_path_cpu_us(calls: int = 20000) -> float:
     import asyncio
     import time
 
-    from mmship.serving.admission import AdmissionController, AdmissionMiddleware
+    from mmship.serving.admission import AdmissionController
+    from mmship.serving.admission_gate import AdmissionMiddleware, ServerAdmission
     from mmship.serving.metrics import ServerMetrics
     from mmship.serving.middleware import GuardMiddleware
 
@@ -51,7 +52,8 @@ def refusal_path_cpu_us(calls: int = 20000) -> float:
     for _ in range(100):  # 5 s of work ahead
         admission.try_admit()
     metrics = ServerMetrics()
-    app = GuardMiddleware(AdmissionMiddleware(never, admission), metrics=metrics, max_body_bytes=1 << 25, api_key=None)
+    gate = ServerAdmission({"model": admission}, lambda name: "model", metrics.registry)
+    app = GuardMiddleware(AdmissionMiddleware(never, gate), metrics=metrics, max_body_bytes=1 << 25, api_key=None)
     scope = {"type": "http", "method": "POST", "path": "/embed",
              "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"), (b"content-length", b"34000")]}
     sent = []

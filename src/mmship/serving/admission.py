@@ -22,21 +22,18 @@ from its headers alone:
   reach the hard cap (a memory guard, whatever the estimate says). Until anything is
   measured at most ``unmeasured_inflight`` requests are admitted.
 
-The refusal reads no body, parses no JSON and touches no model: an ASGI middleware
-(:class:`AdmissionMiddleware`) answers it before the route runs. uvicorn discards the
-unread body, and the connection stays usable (keep-alive).
+Each served model has its own controller: its own line and its own cost a place, so a
+flooded slow model never refuses requests for another. Which line a request joins, and
+when, is :mod:`mmship.serving.admission_gate`'s job. The refusal at arrival reads no
+body, parses no JSON and touches no model; uvicorn discards the unread body, and the
+connection stays usable (keep-alive).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import threading
-import time
 from dataclasses import dataclass
-from typing import Any
-
-from prometheus_client import CollectorRegistry, Counter, Gauge
 
 #: Default latency budget: the longest a request admitted is expected to take.
 DEFAULT_BUDGET_MS = 1000.0
@@ -135,6 +132,17 @@ class AdmissionController:
             self.inflight += 1
             return ahead, None
 
+    def would_refuse(self) -> Refusal | None:
+        """The refusal :meth:`try_admit` would give now, admitting nothing."""
+        with self._lock:
+            cost = self.cost_s
+            ahead = self.inflight
+            if ahead >= self.max_inflight or (cost is None and ahead >= self.unmeasured_inflight):
+                return self._refusal("cap", cost)
+            if cost is not None and (ahead + 1) * cost > self.budget_s:
+                return self._refusal("budget", cost)
+            return None
+
     def release(self) -> None:
         """A request admitted by :meth:`try_admit` was answered (or failed)."""
         with self._lock:
@@ -160,65 +168,3 @@ class AdmissionController:
                 f"{retry} s, send at a lower rate, or start the server with a larger --max-queue"
             )
         return Refusal(reason, message, retry)
-
-
-class AdmissionMetrics:
-    """Refusals by reason, the requests admitted and the estimated latency, in ``registry``."""
-
-    def __init__(self, registry: CollectorRegistry, controller: AdmissionController) -> None:
-        self.refused = Counter(
-            "mmship_admission_refused_total", "requests refused at arrival (503) before their body was read, by reason",
-            ["reason"], registry=registry,
-        )
-        inflight = Gauge("mmship_admission_inflight", "inference requests admitted and not yet answered", registry=registry)
-        inflight.set_function(lambda: controller.inflight)
-        latency = Gauge(
-            "mmship_admission_estimated_latency_seconds", "estimated latency of a request arriving now", registry=registry
-        )
-        latency.set_function(controller.estimated_latency_s)
-        budget = Gauge("mmship_admission_budget_seconds", "the latency budget requests are admitted under", registry=registry)
-        budget.set(controller.budget_s)
-
-
-class AdmissionMiddleware:
-    """ASGI middleware: every ``POST`` passes :meth:`AdmissionController.try_admit` before
-    the app sees it; a refused one is answered 503 with its body unread."""
-
-    def __init__(self, app: Any, controller: AdmissionController, metrics: AdmissionMetrics | None = None) -> None:
-        self.app = app
-        self.controller = controller
-        self.metrics = metrics
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("method") != "POST":
-            await self.app(scope, receive, send)
-            return
-        ahead, refusal = self.controller.try_admit()
-        if refusal is not None:
-            if self.metrics is not None:
-                self.metrics.refused.labels(refusal.reason).inc()
-            body = json.dumps({"error": refusal.message}).encode()
-            await send({
-                "type": "http.response.start", "status": 503,
-                "headers": [
-                    (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(refusal.retry_after_s).encode()),
-                ],
-            })
-            await send({"type": "http.response.body", "body": body})
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def watch(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watch)
-        finally:
-            self.controller.release()
-            if status < 400:  # errors answered early say nothing of the line's speed
-                self.controller.observe_answer(ahead, time.perf_counter() - start)

@@ -28,7 +28,8 @@ from mmship.core.payload import (
     fill_template,
 )
 from mmship.scoring import unit_rows
-from mmship.serving.admission import AdmissionController, AdmissionMetrics, AdmissionMiddleware
+from mmship.serving.admission import AdmissionController
+from mmship.serving.admission_gate import AdmissionMiddleware, ServerAdmission
 from mmship.serving.embed_items import ItemEmbedder
 from mmship.serving.engine import Engine
 from mmship.serving.http_errors import install_error_handlers
@@ -113,14 +114,21 @@ def create_app(served: Served, settings: ServerSettings) -> FastAPI:
     app.state.label_cache = label_cache
     install_error_handlers(app)
     # Inner to the guard (added first): unauthenticated requests get 401, refusals are counted per route.
-    # The warm-up's graph timings stand in for the cost of a request until the first answer.
-    admission = AdmissionController(
-        settings.latency_budget_ms / 1000, max_inflight=settings.max_queue_rows,
-        unmeasured_inflight=2 * service.max_batch_size,
+    # Each model its own line (a flooded model refuses only its own requests); the warm-up's
+    # graph timings stand in for the cost of a request until the first answer.
+    admission = ServerAdmission(
+        {
+            each.name: AdmissionController(
+                settings.latency_budget_ms / 1000, max_inflight=settings.max_queue_rows,
+                unmeasured_inflight=2 * each.max_batch_size,
+            )
+            for each in models.services()
+        },
+        models.label, metrics.registry,
     )
-    metrics.run_listeners.append(admission.observe_batch)
+    metrics.run_listeners.append(admission.observe_run)
     app.state.admission = admission
-    app.add_middleware(AdmissionMiddleware, controller=admission, metrics=AdmissionMetrics(metrics.registry, admission))
+    app.add_middleware(AdmissionMiddleware, admission=admission)
     app.add_middleware(
         GuardMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes,
         api_key=settings.api_key.get_secret_value() if settings.api_key else None,

@@ -73,8 +73,8 @@ class ServerMetrics:
             "mmship_truncated_texts_total", "texts cut to the model's max length", ["model"], registry=self.registry
         )
         self._process = psutil.Process(os.getpid())
-        #: Called with ``(graph, requests, rows, seconds)`` after every graph run (admission control).
-        self.run_listeners: list[Callable[[str, int, int, float], None]] = []
+        #: Called with ``(model, graph, requests, rows, seconds)`` after every graph run (admission control).
+        self.run_listeners: list[Callable[[str, str, int, int, float], None]] = []
 
     def for_model(self, model: str) -> ModelMetrics:
         """What the service of ``model`` records, labelled with its name."""
@@ -94,7 +94,7 @@ class ServerMetrics:
 
         def on_run(graph: str, requests: int, rows: int, seconds: float) -> None:
             for listener in self.run_listeners:
-                listener(graph, requests, rows, seconds)
+                listener(model, graph, requests, rows, seconds)
 
         return BatchObserver(
             on_batch=on_batch, on_run=on_run, on_queue_depth=lambda g, d: self.queue_depth.labels(g, model).set(d)

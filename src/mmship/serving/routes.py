@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request, Response
 
 from mmship.core.codec import Codec
 from mmship.core.payload import DecodedRequest
+from mmship.serving.admission_gate import admit_to_model
 from mmship.serving.batcher import DeadlineExceededError
 from mmship.serving.deadlines import remaining, request_deadline, within
 from mmship.serving.http_errors import HTTPProblem
@@ -66,6 +67,7 @@ def _endpoint(
                 decoded.inputs.model = model
             elif model_label is not None:
                 request.scope[MODEL_SCOPE_KEY] = model_label(decoded.inputs.model)
+            admit_to_model(request.scope, decoded.inputs.model)  # its model's line, when only the body named it
             encoded = codec.encode_response(await run(decoded), decoded)
         return Response(
             encoded.body, status_code=encoded.status, headers=encoded.headers,

@@ -200,7 +200,7 @@ def test_over_budget_requests_are_refused_before_their_body_is_decoded(tiny_clip
     with slowed_server(tiny_clip_bundle) as (url, app, _):
         # The warm-up measured the slowed graphs: about SERVICE_S a request, so the budget
         # of 700 ms admits 3 requests at once (0, 1 and 2 ahead: answers in 0.2, 0.4, 0.6 s).
-        assert app.state.admission.cost_s == pytest.approx(SERVICE_S, abs=0.1)
+        assert app.state.admission.default.cost_s == pytest.approx(SERVICE_S, abs=0.1)
         decode_calls.clear()
 
         # Clients connected beforehand: the timings hold the requests alone.
@@ -232,11 +232,11 @@ def test_over_budget_requests_are_refused_before_their_body_is_decoded(tiny_clip
         # are answered within the budget (plus slack for a loaded machine).
         assert max(r[1] for r in admitted) < BUDGET_MS / 1000 + 0.5, [r[1] for r in admitted]
         metrics = httpx.get(f"{url}/metrics").text
-        assert _metric(metrics, 'mmship_admission_refused_total{reason="budget"}') == len(refused)
+        assert _metric(metrics, f'mmship_admission_refused_total{{model="{app.state.service.name}",reason="budget"}}') == len(refused)
         assert _metric(metrics, 'mmship_requests_total{model="",route="/embed",status="503"}') == len(refused)
-        assert app.state.admission.inflight == 0
+        assert app.state.admission.default.inflight == 0
         # The answers now measure the cost of a place in line: about SERVICE_S.
-        assert app.state.admission.cost_s == pytest.approx(SERVICE_S, abs=0.1)
+        assert app.state.admission.default.cost_s == pytest.approx(SERVICE_S, abs=0.1)
 
 
 def test_a_refused_body_is_discarded_and_the_connection_stays_usable(tiny_clip_bundle, decode_calls):
@@ -248,7 +248,7 @@ def test_a_refused_body_is_discarded_and_the_connection_stays_usable(tiny_clip_b
             # As many requests in flight as the 700 ms budget admits (3 at 0.2 s a place).
             room = _room(app)
             busy = [pool.submit(httpx.post, f"{url}/embed", json={"texts": ["a cat"]}, timeout=30) for _ in range(room)]
-            _wait_for(lambda: app.state.admission.inflight == room)
+            _wait_for(lambda: app.state.admission.default.inflight == room)
             refused = client.post("/embed", json=big)
             assert refused.status_code == 503, refused.text
             assert refused.headers["retry-after"].isdigit()
@@ -266,7 +266,7 @@ def _room(app) -> int:
     """How many requests the budget admits at the warm-up's cost (3 at 0.2 s; fewer on a
     machine so loaded that the slowed runs took longer). Nothing is answered while the
     gate is closed, so the cost stays what it is now."""
-    room = int(BUDGET_MS / 1000 / app.state.admission.cost_s + 1e-9)
+    room = int(BUDGET_MS / 1000 / app.state.admission.default.cost_s + 1e-9)
     assert room >= 1
     return room
 
@@ -284,14 +284,14 @@ def test_health_metrics_and_get_routes_are_never_refused(tiny_clip_bundle):
         room = _room(app)
         with ThreadPoolExecutor(room) as pool:
             busy = [pool.submit(httpx.post, f"{url}/embed", json={"texts": ["a"]}, timeout=30) for _ in range(room)]
-            _wait_for(lambda: app.state.admission.inflight == room)
+            _wait_for(lambda: app.state.admission.default.inflight == room)
             assert httpx.post(f"{url}/embed", json={"texts": ["b"]}).status_code == 503
             openai = httpx.post(f"{url}/v1/embeddings", json={"input": "b"})
             assert openai.status_code == 503 and openai.headers["retry-after"].isdigit()
             assert openai.json()["error"]["code"] == "overloaded" and "Fix:" in openai.json()["error"]["message"]
             assert httpx.get(f"{url}/v2/health/ready").status_code == 200
             assert httpx.get(f"{url}/v2/health/live").status_code == 200
-            assert f"mmship_admission_inflight {room:.1f}" in httpx.get(f"{url}/metrics").text
+            assert f"mmship_admission_inflight{{model=\"{app.state.service.name}\"}} {room:.1f}" in httpx.get(f"{url}/metrics").text
             assert httpx.get(f"{url}/v1/models").status_code == 200
             gate.set()
             assert [f.result().status_code for f in busy] == [200] * room
@@ -305,7 +305,7 @@ def test_unauthenticated_requests_get_401_not_503(tiny_clip_bundle):
         room = _room(app)
         with ThreadPoolExecutor(room) as pool:
             busy = [pool.submit(httpx.post, f"{url}/embed", json={"texts": ["a"]}, headers=auth, timeout=30) for _ in range(room)]
-            _wait_for(lambda: app.state.admission.inflight == room)
+            _wait_for(lambda: app.state.admission.default.inflight == room)
             assert httpx.post(f"{url}/embed", json={"texts": ["b"]}).status_code == 401
             assert httpx.post(f"{url}/embed", json={"texts": ["b"]}, headers=auth).status_code == 503
             gate.set()
