@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from mmship.serving.admission import AdmissionController
+from tests.helpers.slow_sessions import slow_down
 
 pytestmark = pytest.mark.network
 
@@ -124,20 +125,6 @@ def test_budget_must_be_positive():
 # --- a server whose graphs are slowed -------------------------------------------------
 
 
-class _SlowSession:
-    """A session taking ``seconds`` a run, and held while ``gate`` is cleared."""
-
-    def __init__(self, inner, seconds: float, gate: threading.Event) -> None:
-        self.inner = inner
-        self.seconds = seconds
-        self.gate = gate
-
-    def run(self, feeds, outputs):
-        time.sleep(self.seconds)
-        self.gate.wait(30)
-        return self.inner.run(feeds, outputs)
-
-
 @contextlib.contextmanager
 def slowed_server(bundle: Path, **settings) -> Iterator[tuple[str, object, threading.Event]]:
     """The bundle served with every graph run taking :data:`SERVICE_S` (batches of one);
@@ -155,7 +142,7 @@ def slowed_server(bundle: Path, **settings) -> Iterator[tuple[str, object, threa
     gate = threading.Event()
     gate.set()
     for graph in app.state.service.engine.graphs.values():
-        graph.session = _SlowSession(graph.session, SERVICE_S, gate)
+        slow_down(graph, SERVICE_S, gate)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

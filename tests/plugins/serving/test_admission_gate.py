@@ -17,6 +17,7 @@ from mmship.serving.admission import AdmissionController
 from mmship.serving.admission_gate import ServerAdmission
 from mmship.serving.http_errors import HTTPProblem
 from tests.helpers.servers import running_app
+from tests.helpers.slow_sessions import slow_down
 
 pytestmark = pytest.mark.network
 
@@ -110,19 +111,9 @@ def test_a_flooded_model_refuses_its_own_requests_and_the_other_answers(tiny_cli
     clip, siglip = Bundle.load(tiny_clip_bundle).manifest.name, Bundle.load(tiny_siglip_bundle).manifest.name
     settings = ServerSettings(max_queue_rows=64, max_items_per_request=4, latency_budget_ms=700, max_delay_ms=0)
     engines = build_engines([tiny_clip_bundle, tiny_siglip_bundle], settings)
-    slow = engines[1][1].graphs["text"]
-
-    class SlowSession:
-        def __init__(self, inner):
-            self.inner = inner
-
-        def run(self, feeds, outputs):
-            time.sleep(0.3)
-            return self.inner.run(feeds, outputs)
-
     app = create_app(engines, settings)
     with running_app(app) as url:
-        slow.session = SlowSession(slow.session)
+        slow_down(engines[1][1].graphs["text"], 0.3)
         stop = threading.Event()
         refusals: list[str] = []
 

@@ -17,6 +17,7 @@ from PIL import Image
 
 from mmship.core.bundle import Bundle
 from tests.helpers.servers import running_app, running_server
+from tests.helpers.slow_sessions import slow_down
 from tests.plugins.serving.zero_shot_reference import metric
 
 pytestmark = pytest.mark.network
@@ -145,18 +146,8 @@ def test_an_overloaded_slow_model_does_not_stall_the_other(tiny_clip_bundle, tin
     clip, siglip = names
     settings = ServerSettings(max_queue_rows=4, max_items_per_request=4, max_delay_ms=0)
     engines = build_engines([tiny_clip_bundle, tiny_siglip_bundle], settings)
-    slow = engines[1][1].graphs["text"]
-
-    class SlowSession:
-        def __init__(self, inner):
-            self.inner = inner
-
-        def run(self, feeds, outputs):
-            time.sleep(0.3)
-            return self.inner.run(feeds, outputs)
-
     with running_app(create_app(engines, settings)) as url:
-        slow.session = SlowSession(slow.session)
+        slow_down(engines[1][1].graphs["text"], 0.3)
         stop = threading.Event()
         codes: list[int] = []
 
