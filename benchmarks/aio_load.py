@@ -105,6 +105,7 @@ async def _run(url: str, body: bytes, concurrency: int, duration_s: float, pid: 
                     level.refused += 1
                     level.refused_ms.append(took)
                     pause = min(float(retry) if retry.replace(".", "", 1).isdigit() else 1.0, max_pause_s)
+                    pause = min(pause, stop - time.perf_counter())  # a pause past the end would idle the server
                     if pause > 0:
                         await asyncio.sleep(pause)
                 else:

@@ -13,7 +13,8 @@ Prints the ratios the issue sets targets for (server c=16 / engine b16 >= 0.9; i
 c=1 - engine b1 <= 3 ms) and one table row, ``--label``, for the "one change at a time"
 table of the README. Usage:
 
-    python benchmarks/http_path.py --label "baseline" [--small] [--duration 8] [--work .bench] [--json out.json]
+    python benchmarks/http_path.py --label "baseline" [--small] [--variant auto|onnxruntime:int8] [--duration 8]
+        [--work .bench] [--json out.json]
 """
 
 from __future__ import annotations
@@ -22,10 +23,8 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -54,33 +53,30 @@ def prepare_small(work: Path) -> Path:
     return bundle
 
 
-def engine_figures(bundle_dir: Path, precision: str, batch: int = 16, seconds: float = 5.0) -> dict[str, float]:
-    """Batch-16 items/s per graph and the image graph's median batch-1 time."""
+def variant_flags(variant: str) -> tuple[str, str, list[str]]:
+    """``auto`` or ``runtime:precision`` -> (runtime, precision, `mmship serve` flags)."""
+    if variant == "auto":
+        return "auto", "auto", []
+    runtime, _, precision = variant.partition(":")
+    return runtime, precision or "int8", ["--runtime", runtime, "--precision", precision or "int8"]
+
+
+def engine_figures(bundle_dir: Path, variant: str, seconds: float = 5.0) -> dict[str, float]:
+    """Batch-16 items/s per graph and the image graph's median batch-1 time (engine_ceiling.py,
+    its own process)."""
     from serve_clip import engine_ceiling
 
-    from mmship.core.bundle import Bundle
-    from mmship.preprocess.pixels import ImagePreprocessor
-    from mmship.serving.engine import Engine
-
-    rates = engine_ceiling(bundle_dir, precision, batch, seconds)
-    bundle = Bundle.load(bundle_dir)
-    engine = Engine(bundle, precision=precision)
-    pixels = ImagePreprocessor(bundle.manifest.preprocess.image).preprocess_images([default_image()])
-    graph = engine.graphs["image"]
-    graph({"pixel_values": pixels})
-    times = []
-    for _ in range(30):
-        start = time.perf_counter()
-        graph({"pixel_values": pixels})
-        times.append((time.perf_counter() - start) * 1000)
-    rates["image_b1_ms"] = float(np.median(times))
+    runtime, precision, _ = variant_flags(variant)
+    rates = engine_ceiling(bundle_dir, runtime, precision, seconds)
+    if rates is None:
+        raise SystemExit(f"the in-process engine of {variant} could not be measured (reason above)")
     return rates
 
 
-def server_figures(bundle_dir: Path, precision: str, duration: float, extra: list[str]) -> dict[str, float]:
+def server_figures(bundle_dir: Path, variant: str, duration: float, extra: list[str]) -> dict[str, float]:
     """Images/s and texts/s at c=16, image p50 at c=1, over HTTP."""
     port = free_port()
-    child = spawn_server([str(bundle_dir), "--port", str(port), "--precision", precision, *extra], log=subprocess.DEVNULL)
+    child = spawn_server([str(bundle_dir), "--port", str(port), *variant_flags(variant)[2], *extra], log=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, child, 300)
@@ -108,7 +104,8 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path(".bench"))
     parser.add_argument("--bundle", type=Path, default=None, help="default: WORK/bundle-int8-dynamic")
     parser.add_argument("--small", action="store_true", help="the small model (WORK/bundle-small-int8, built if missing)")
-    parser.add_argument("--precision", default="int8")
+    parser.add_argument("--variant", default="auto",
+                        help="auto (the bundle's chosen variant per tower) or runtime:precision, e.g. onnxruntime:int8")
     parser.add_argument("--serve-arg", action="append", default=[], help="extra `mmship serve` argument (repeatable)")
     parser.add_argument("--json", type=Path, default=None, help="append the figures as one JSON line")
     args = parser.parse_args()
@@ -119,10 +116,10 @@ def main() -> int:
 
         bundle = prepare(args.work)[1]["dynamic"]
     print(f"machine: {machine_note()}", flush=True)
-    engine = engine_figures(bundle, args.precision)
+    engine = engine_figures(bundle, args.variant)
     print(f"engine: {engine['image']:.1f} images/s and {engine['text']:.1f} texts/s at batch 16 "
           f"({engine['text_tokens']} tokens); image b1 {engine['image_b1_ms']:.1f} ms", flush=True)
-    server = server_figures(bundle, args.precision, args.duration, args.serve_arg)
+    server = server_figures(bundle, args.variant, args.duration, args.serve_arg)
     image_ratio = server["image_c16"] / engine["image"]
     text_ratio = server["text_c16"] / engine["text"]
     gap = server["image_p50_c1_ms"] - engine["image_b1_ms"]
