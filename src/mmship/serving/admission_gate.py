@@ -15,8 +15,8 @@ requests, never another model's. Every inference request (``POST``) gets a
   the body is parsed, before any image is decoded or any model runs.
 
 A refusal is counted in ``mmship_admission_refused_total`` by model (``""``: refused
-before the model was known) and reason. An answered request's time, from arrival to
-answer, is what its place in line cost (:meth:`AdmissionController.observe_answer`).
+before the model was known) and reason. Each answer is reported to its model's line
+(:meth:`AdmissionController.observe_answer`), which measures what a place in line costs.
 """
 
 from __future__ import annotations

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmship.serving.admission import AdmissionController
 from tests.helpers.slow_sessions import slow_down
 
 pytestmark = pytest.mark.network
@@ -31,95 +30,6 @@ def _jpeg_b64(size: int = 64) -> str:
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(buffer, format="JPEG")
     return base64.b64encode(buffer.getvalue()).decode()
-
-
-# --- the controller alone -----------------------------------------------------------
-
-
-def _admit(admission: AdmissionController):
-    return admission.try_admit()[1]
-
-
-def test_estimate_is_places_in_line_times_the_warm_up_cost_before_any_answer():
-    admission = AdmissionController(budget_s=1.0, max_inflight=100)
-    assert admission.cost_s is None and admission.estimated_latency_s() == 0.0
-    admission.observe_batch("image", requests=16, rows=16, seconds=0.32)  # 20 ms a request
-    assert admission.cost_s == pytest.approx(0.02)
-    for _ in range(49):
-        assert _admit(admission) is None
-    assert admission.estimated_latency_s() == pytest.approx(1.0)
-    assert _admit(admission) is None  # 49 ahead + itself = 50 x 20 ms = the budget exactly: admitted
-    refusal = _admit(admission)  # 50 ahead: 51 x 20 ms = 1.02 s > 1 s
-    assert refusal is not None and refusal.reason == "budget"
-    assert "1,020 ms" in refusal.message and "--latency-budget-ms" in refusal.message and "Fix:" in refusal.message
-    assert refusal.retry_after_s == 1
-    admission.release()
-    assert _admit(admission) is None  # one answered: room for one more
-
-
-def test_answers_measure_the_cost_of_a_place_in_line():
-    admission = AdmissionController(budget_s=1.0, max_inflight=1000, decay=0.5)
-    admission.observe_batch("image", 16, 16, 0.032)  # model time alone: 2 ms a request
-    assert admission.cost_s == pytest.approx(0.002)
-    # The real answers say 10 ms a place: preprocessing and all, on this machine.
-    for ahead in (0, 4, 9, 19):
-        admission.observe_answer(ahead, (ahead + 1) * 0.010)
-    assert admission.cost_s == pytest.approx(0.010)
-    admission.observe_batch("image", 16, 16, 0.032)  # ignored once answers are measured
-    assert admission.cost_s == pytest.approx(0.010)
-    ahead, refusal = None, None
-    while refusal is None:
-        ahead, refusal = admission.try_admit()
-    assert ahead in (99, 100)  # (ahead + 1) x 10 ms reaches 1 s (99 or 100 by float rounding)
-
-
-def test_retry_after_is_the_time_until_the_work_ahead_fits_the_budget():
-    admission = AdmissionController(budget_s=1.0, max_inflight=1000, unmeasured_inflight=1000)
-    for _ in range(399):
-        _admit(admission)
-    admission.observe_answer(0, 0.01)  # 400 x 10 ms = 4 s
-    refusal = _admit(admission)
-    assert refusal is not None and refusal.retry_after_s == 3  # 4 s of work, 1 s of budget
-
-
-def test_cost_follows_the_latest_answers():
-    admission = AdmissionController(budget_s=1.0, max_inflight=10, decay=0.5)
-    admission.observe_answer(0, 0.1)  # one at a time at light load: 100 ms
-    for _ in range(20):
-        admission.observe_answer(15, 0.32)  # under load, full batches: 20 ms a place
-    assert admission.cost_s == pytest.approx(0.02, rel=1e-3)
-
-
-def test_one_heavy_answer_moves_the_estimate_a_bounded_step():
-    admission = AdmissionController(budget_s=1.0, max_inflight=100)
-    for _ in range(30):
-        admission.observe_answer(0, 0.010)
-    admission.observe_answer(0, 3.0)  # /classify with 800 uncached prompts, say
-    assert admission.cost_s < 0.014  # not 0.3 s a place: four light requests still fit the budget
-    assert all(_admit(admission) is None for _ in range(4))
-    for _ in range(40):  # a machine that really got 10x slower is followed within tens of answers
-        admission.observe_answer(0, 0.100)
-    assert admission.cost_s == pytest.approx(0.100, rel=0.05)
-
-
-def test_hard_cap_holds_whatever_the_estimate():
-    admission = AdmissionController(budget_s=1000.0, max_inflight=3)
-    admission.observe_answer(0, 0.001)
-    assert [_admit(admission) for _ in range(3)] == [None, None, None]
-    refusal = _admit(admission)
-    assert refusal is not None and refusal.reason == "cap" and "--max-queue" in refusal.message
-
-
-def test_before_any_measurement_only_a_few_are_admitted():
-    admission = AdmissionController(budget_s=1.0, max_inflight=100, unmeasured_inflight=2)
-    assert _admit(admission) is None and _admit(admission) is None
-    refusal = _admit(admission)
-    assert refusal is not None and refusal.reason == "cap" and "until the model time is measured" in refusal.message
-
-
-def test_budget_must_be_positive():
-    with pytest.raises(ValueError, match="positive"):
-        AdmissionController(budget_s=0, max_inflight=1)
 
 
 # --- a server whose graphs are slowed -------------------------------------------------
