@@ -25,7 +25,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).parent))
 
 from aio_load import CAPTION, embed_body, machine_note, run_level  # noqa: E402
