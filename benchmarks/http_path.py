@@ -53,11 +53,15 @@ def prepare_small(work: Path) -> Path:
 
 
 def variant_flags(variant: str) -> tuple[str, str, list[str]]:
-    """``auto`` or ``runtime:precision`` -> (runtime, precision, `mmship serve` flags)."""
-    if variant == "auto":
-        return "auto", "auto", []
-    runtime, _, precision = variant.partition(":")
-    return runtime, precision or "int8", ["--runtime", runtime, "--precision", precision or "int8"]
+    """``auto`` or ``runtime:precision`` (parsed as serve_clip.py's ``--variants``) ->
+    (runtime, precision, `mmship serve` flags)."""
+    from serve_clip import parse_variants
+
+    parsed = parse_variants(variant)
+    if len(parsed) != 1:
+        raise SystemExit(f"--variant: one variant, got {variant!r}")
+    runtime, precision = parsed[0]
+    return runtime, precision, [] if runtime == "auto" else ["--runtime", runtime, "--precision", precision]
 
 
 def engine_figures(bundle_dir: Path, variant: str, seconds: float = 5.0) -> dict[str, float]:

@@ -212,12 +212,12 @@ class AdmissionController:
         with self._lock:
             self.inflight = max(0, self.inflight - 1)
 
-    def _retry_after_s(self, cost: float | None, book: bool) -> int:
+    def _retry_after_s(self, latency: float | None, cost: float | None, book: bool) -> int:
         """Whole seconds until this refused request should come back: when the work ahead
-        fits the budget again, or its return slot if later (booked when ``book``)."""
-        if cost is None:
+        (``latency``) fits the budget again, or its return slot if later (booked when ``book``)."""
+        if latency is None or cost is None:
             return 1
-        fits_in = (self.inflight + 1) * cost - self.budget_s
+        fits_in = latency - self.budget_s
         wait = fits_in
         if book:
             now = self._clock()
@@ -228,7 +228,7 @@ class AdmissionController:
 
     def _refusal(self, reason: str, cost: float | None, book: bool = False) -> Refusal:
         latency = (self.inflight + 1) * cost if cost is not None else None
-        retry = self._retry_after_s(cost, book)
+        retry = self._retry_after_s(latency, cost, book)
         if reason == "budget":
             assert latency is not None and cost is not None
             message = (

@@ -93,10 +93,8 @@ def test_estimate_is_places_in_line_times_the_warm_up_cost_before_any_answer():
 
 
 def test_one_at_a_time_a_place_costs_one_request():
-    clock = _Clock()
-    admission = AdmissionController(budget_s=1.0, max_inflight=100, clock=clock)
+    admission, line = _simulated()
     admission.observe_batch("image", 1, 1, 0.010)  # the warm-up: model time alone
-    line = _Line(admission, clock)
     line.one_at_a_time(20, 0.052)
     assert admission.cost_s == pytest.approx(0.052)  # preprocessing and all, not the warm-up's 10 ms
 
