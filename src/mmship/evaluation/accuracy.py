@@ -19,16 +19,18 @@ from mmship.core.errors import BuildError
 from mmship.core.specs import ExportedGraph, PreprocessSpec, ScoringSpec
 from mmship.evaluation.compare import compare
 from mmship.evaluation.feeds import example_feeds, load_probe_set, probe_feeds
-from mmship.evaluation.sessions import load_graph
+from mmship.evaluation.sessions import GraphSessions, session_for
 from mmship.scoring import Scorer
 
 
-def check_batches(graphs: dict[str, list[ExportedGraph]], batch_sizes: tuple[int, ...] = (1, 32)) -> dict[str, Any]:
+def check_batches(
+    graphs: dict[str, list[ExportedGraph]], batch_sizes: tuple[int, ...] = (1, 32), sessions: GraphSessions | None = None
+) -> dict[str, Any]:
     """Run every graph at each batch size; fail naming the graph when one does not run."""
     figures: dict[str, Any] = {}
     for precision, items in graphs.items():
         for graph in items:
-            session = load_graph(graph)
+            session = session_for(graph, sessions)
             shapes = {}
             for batch in batch_sizes:
                 try:
@@ -50,7 +52,8 @@ def check_batches(graphs: dict[str, list[ExportedGraph]], batch_sizes: tuple[int
 
 
 def verify_longest_padding(
-    graphs: list[ExportedGraph], preprocess: PreprocessSpec, processor_dir: Path, min_cosine: float = 0.99999
+    graphs: list[ExportedGraph], preprocess: PreprocessSpec, processor_dir: Path, min_cosine: float = 0.99999,
+    sessions: GraphSessions | None = None,
 ) -> dict[str, Any]:
     """Compare text-graph outputs for texts padded to their longest vs to ``max_length``.
 
@@ -71,7 +74,7 @@ def verify_longest_padding(
         names = [s.name for s in graph.inputs]
         if not names or any(s.modality != "text" for s in graph.inputs):
             continue
-        session = load_graph(graph)
+        session = session_for(graph, sessions)
         short_out = session.run({n: longest[n] for n in names})
         full_out = session.run({n: full[n] for n in names})
         for name in short_out:
@@ -86,36 +89,50 @@ def verify_longest_padding(
     }
 
 
-def _embeddings(graphs: list[ExportedGraph], preprocess: PreprocessSpec, processor_dir: Path) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    for graph in graphs:
-        out.update(load_graph(graph).run(probe_feeds(graph.inputs, preprocess, processor_dir)))
-    return out
+class AccuracyProbe:
+    """The probe set's fp32 embeddings, computed once, against which each variant is measured."""
 
+    def __init__(
+        self, reference: list[ExportedGraph], preprocess: PreprocessSpec, processor_dir: Path,
+        scoring: ScoringSpec | None = None, sessions: GraphSessions | None = None,
+    ) -> None:
+        self.preprocess, self.processor_dir, self.sessions = preprocess, processor_dir, sessions
+        self.scorer = Scorer(scoring)
+        self.reference = self.embeddings(reference)
+        self.reference_top1 = self.scorer.top1(self.reference)
 
-def accuracy_report(
-    graphs: dict[str, list[ExportedGraph]], preprocess: PreprocessSpec, processor_dir: Path,
-    scoring: ScoringSpec | None = None,
-) -> dict[str, Any]:
-    """Per precision: cosine against fp32 per output, accuracy loss and, for a model with
-    an image-text score (``scoring``), how often its zero-shot top-1 label agrees with fp32's."""
-    scorer = Scorer(scoring)
-    reference = _embeddings(graphs["fp32"], preprocess, processor_dir)
-    reference_top1 = scorer.top1(reference)
-    report: dict[str, Any] = {}
-    for precision, items in graphs.items():
-        embeds = reference if precision == "fp32" else _embeddings(items, preprocess, processor_dir)
-        outputs = {name: compare(reference[name], embeds[name]) for name in reference}
+    def embeddings(self, graphs: list[ExportedGraph]) -> dict[str, np.ndarray]:
+        """Every output of ``graphs`` on the probe set."""
+        out: dict[str, np.ndarray] = {}
+        for graph in graphs:
+            feeds = probe_feeds(graph.inputs, self.preprocess, self.processor_dir)
+            out.update(session_for(graph, self.sessions).run(feeds))
+        return out
+
+    def figures(self, graphs: list[ExportedGraph] | None) -> dict[str, Any]:
+        """Cosine against fp32 per output, accuracy loss and, for a model with an image-text
+        score, how often the zero-shot top-1 label agrees with fp32's (``None``: fp32 itself)."""
+        embeds = self.reference if graphs is None else self.embeddings(graphs)
+        outputs = {name: compare(self.reference[name], embeds[name]) for name in self.reference}
         figures: dict[str, Any] = {
-            "probe_items": int(len(next(iter(reference.values())))),
+            "probe_items": int(len(next(iter(self.reference.values())))),
             "outputs": outputs,
             "min_cosine": min(v["min_cosine"] for v in outputs.values()),
             "mean_cosine": min(v["mean_cosine"] for v in outputs.values()),
         }
         figures["accuracy_loss"] = max(0.0, 1.0 - figures["mean_cosine"])
-        top1 = scorer.top1(embeds)
-        if top1 is not None and reference_top1 is not None:
-            figures["zero_shot_top1_agreement"] = float(np.mean(top1 == reference_top1))
+        top1 = self.scorer.top1(embeds)
+        if top1 is not None and self.reference_top1 is not None:
+            figures["zero_shot_top1_agreement"] = float(np.mean(top1 == self.reference_top1))
             figures["zero_shot_top1_correct"] = float(np.mean(top1 == np.arange(len(top1))))
-        report[precision] = figures
-    return report
+        return figures
+
+
+def accuracy_report(
+    graphs: dict[str, list[ExportedGraph]], preprocess: PreprocessSpec, processor_dir: Path,
+    scoring: ScoringSpec | None = None, sessions: GraphSessions | None = None,
+) -> dict[str, Any]:
+    """Per precision: cosine against fp32 per output, accuracy loss and, for a model with
+    an image-text score (``scoring``), how often its zero-shot top-1 label agrees with fp32's."""
+    probe = AccuracyProbe(graphs["fp32"], preprocess, processor_dir, scoring, sessions)
+    return {key: probe.figures(None if key == "fp32" else items) for key, items in graphs.items()}

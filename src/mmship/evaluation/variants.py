@@ -14,13 +14,15 @@ from typing import Any
 
 from mmship.core.specs import ExportedGraph
 from mmship.evaluation.feeds import example_feeds
-from mmship.evaluation.sessions import load_graph
+from mmship.evaluation.sessions import GraphSessions, session_for
 from mmship.evaluation.timing import median_latency_ms
 
 
-def time_graph(graph: ExportedGraph, batch_size: int, runs: int = 3) -> dict[str, float]:
+def time_graph(
+    graph: ExportedGraph, batch_size: int, runs: int = 3, sessions: GraphSessions | None = None
+) -> dict[str, float]:
     """Median ms per call of ``graph`` at batch 1 and at ``batch_size``."""
-    session = load_graph(graph)
+    session = session_for(graph, sessions)
     figures: dict[str, float] = {}
     for label, batch, budget in (("batch1", 1, 0.3), ("batch", batch_size, 0.0)):
         feeds = example_feeds(graph.inputs, batch=batch)
@@ -31,7 +33,7 @@ def time_graph(graph: ExportedGraph, batch_size: int, runs: int = 3) -> dict[str
 
 def time_variants(
     graphs: dict[str, list[ExportedGraph]], keys: tuple[str, ...], batch_size: int, runs: int = 3,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None = None, sessions: GraphSessions | None = None,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """``{variant key: {graph name: timing}}`` for the variants in ``keys`` (see :func:`time_graph`)."""
     timing: dict[str, dict[str, dict[str, float]]] = {}
@@ -39,7 +41,7 @@ def time_variants(
         for graph in graphs.get(key, []):
             if progress is not None:
                 progress(f"timing {graph.name} {key}")
-            timing.setdefault(key, {})[graph.name] = time_graph(graph, batch_size, runs)
+            timing.setdefault(key, {})[graph.name] = time_graph(graph, batch_size, runs, sessions)
     return timing
 
 

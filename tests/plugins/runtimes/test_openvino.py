@@ -266,3 +266,31 @@ def test_serving_openvino_variants_needs_no_build_side_package(ov_bundle):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_checks_load_each_graph_once_and_hold_one_variant_at_a_time(tiny_clip_dir, tmp_path, monkeypatch):
+    from mmship.evaluation import sessions as sessions_module
+
+    loaded: list[tuple[str, str]] = []
+    held: list[int] = []
+    real_load = sessions_module.load_graph
+    real_get = sessions_module.GraphSessions.get
+
+    def counting_load(graph, threads=None):
+        loaded.append((Path(graph.path).name, str(sorted(graph.runtime_options.items()))))
+        return real_load(graph, threads)
+
+    def watching_get(self, graph):
+        session = real_get(self, graph)
+        held.append(len(self))
+        return session
+
+    monkeypatch.setattr(sessions_module, "load_graph", counting_load)
+    monkeypatch.setattr(sessions_module.GraphSessions, "get", watching_get)
+    path = build(BuildRequest(source=str(tiny_clip_dir), out=tmp_path / "b", optimize=OptimizeOptions(level="none")))
+    m = Bundle.load(path).manifest
+    variants = {(g.runtime, g.precision) for g in m.graphs}
+    assert len(variants) >= 4  # onnxruntime fp32 + int8, OpenVINO fp32 (+ bf16) + int8
+    assert len(loaded) == len(set(loaded)), loaded  # batch checks, padding, accuracy and timing share sessions
+    assert len(loaded) == 2 * len(variants)  # every tower of every variant was checked
+    assert max(held) <= 4  # the fp32 reference's two towers and one other variant's

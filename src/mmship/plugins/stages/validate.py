@@ -7,6 +7,10 @@ A precision whose accuracy loss (1 - mean cosine to fp32 of its worst output) ex
 optional variant (``options.optional``: e.g. OpenVINO's, built by default) is left out
 instead, with the reason. The variants that passed are then timed (``options.timed``) and
 the fastest per tower is chosen.
+
+The variants are checked one at a time: the fp32 reference's sessions are loaded once and
+kept, each other variant's are loaded once for all its checks and released before the next
+(a full build has ten towers; holding them all would cost gigabytes).
 """
 
 from __future__ import annotations
@@ -15,13 +19,10 @@ from typing import Any
 
 from mmship import hookimpl
 from mmship.core.errors import BuildError
-from mmship.core.specs import ExportedGraph
+from mmship.core.specs import ExportedGraph, PreprocessSpec
 from mmship.core.stages import BuildContext, ValidateOptions
-from mmship.evaluation.accuracy import (
-    accuracy_report,
-    check_batches,
-    verify_longest_padding,
-)
+from mmship.evaluation.accuracy import AccuracyProbe, check_batches, verify_longest_padding
+from mmship.evaluation.sessions import GraphSessions
 from mmship.evaluation.variants import choose_fastest, time_variants
 
 
@@ -34,39 +35,40 @@ def over_budget(key: str, figures: dict[str, Any], limit: float) -> str | None:
             f"{figures.get('mean_cosine', 0):.5f}); the limit is {limit:.2%}")
 
 
-def enforce_budget(accuracy: dict[str, Any], limit: float, optional: tuple[str, ...] = ()) -> dict[str, str]:
-    """Raise :class:`BuildError` for the first required variant over the accuracy budget;
-    returns ``{key: reason}`` for the optional ones over it (left out of the bundle)."""
-    dropped: dict[str, str] = {}
-    for key, figures in accuracy.items():
-        reason = over_budget(key, figures, limit)
-        if reason is None:
-            continue
-        if key in optional:
-            dropped[key] = reason
-            continue
-        raise BuildError(
-            reason,
-            hint=f"drop --precision {key.rsplit('-', 1)[-1]}, try --int8-mode static or --per-channel, "
-            "or raise --max-accuracy-loss",
-        )
-    return dropped
+def budget_error(key: str, reason: str) -> BuildError:
+    """The error that stops a build whose required variant ``key`` is over the accuracy budget."""
+    return BuildError(
+        reason,
+        hint=f"drop --precision {key.rsplit('-', 1)[-1]}, try --int8-mode static or --per-channel, "
+        "or raise --max-accuracy-loss",
+    )
 
 
-def _runnable(
-    graphs: dict[str, list[ExportedGraph]], options: ValidateOptions, dropped: dict[str, str]
-) -> dict[str, Any]:
-    """Batch checks per variant; an optional variant that fails them is dropped."""
-    batches: dict[str, Any] = {}
-    for key in list(graphs):
+def _padded(preprocess: PreprocessSpec, text_padding: dict[str, Any]) -> PreprocessSpec:
+    padding = text_padding.get("padding")
+    if preprocess.text is None or not padding or padding == preprocess.text.padding:
+        return preprocess
+    return preprocess.model_copy(update={"text": preprocess.text.model_copy(update={"padding": padding})})
+
+
+def _check_variant(
+    key: str, items: list[ExportedGraph], options: ValidateOptions, probe: AccuracyProbe,
+    sessions: GraphSessions, figures: dict[str, Any],
+) -> str | None:
+    """Batch checks and accuracy of one variant, recorded in ``figures``; why an optional
+    variant is left out (``None``: it passed). A required variant that fails raises."""
+    if key != "fp32":
         try:
-            batches.update(check_batches({key: graphs[key]}, batch_sizes=options.batch_sizes))
+            figures["batches"].update(check_batches({key: items}, options.batch_sizes, sessions))
         except BuildError as exc:
             if key not in options.optional:
                 raise
-            dropped[key] = exc.message
-            del graphs[key]
-    return batches
+            return exc.message
+    figures["accuracy"][key] = probe.figures(None if key == "fp32" else items)
+    reason = over_budget(key, figures["accuracy"][key], options.max_accuracy_loss)
+    if reason is not None and key not in options.optional:
+        raise budget_error(key, reason)
+    return reason
 
 
 @hookimpl(trylast=True)
@@ -77,20 +79,27 @@ def mmship_validate(
     the variants in ``options.timed`` that passed are timed and the fastest per tower is
     chosen (``chosen``). Optional variants that fail a check are listed in ``dropped``."""
     graphs = dict(graphs)
-    dropped: dict[str, str] = {}
-    figures: dict[str, Any] = {"batches": _runnable(graphs, options, dropped)}
-    figures["text_padding"] = verify_longest_padding(graphs["fp32"], context.preprocess, context.processor_dir)
-    preprocess = context.preprocess
-    padding = figures["text_padding"].get("padding")
-    if preprocess.text is not None and padding and padding != preprocess.text.padding:
-        preprocess = preprocess.model_copy(update={"text": preprocess.text.model_copy(update={"padding": padding})})
-    figures["accuracy"] = accuracy_report(graphs, preprocess, context.processor_dir, context.scoring)
-    for key, reason in enforce_budget(figures["accuracy"], options.max_accuracy_loss, options.optional).items():
-        dropped[key] = reason
-        graphs.pop(key, None)
-    figures["dropped"] = dropped
-    timed = tuple(k for k in options.timed if k in graphs)
-    if timed:
-        figures["timing"] = time_variants(graphs, timed, options.timing_batch, options.timing_runs)
-        figures["chosen"] = choose_fastest(graphs, figures["timing"], figures["accuracy"])
+    sessions = GraphSessions()
+    reference = graphs["fp32"]
+    figures: dict[str, Any] = {"batches": check_batches({"fp32": reference}, options.batch_sizes, sessions)}
+    figures["text_padding"] = verify_longest_padding(
+        reference, context.preprocess, context.processor_dir, sessions=sessions
+    )
+    preprocess = _padded(context.preprocess, figures["text_padding"])
+    probe = AccuracyProbe(reference, preprocess, context.processor_dir, context.scoring, sessions)
+    figures["accuracy"], figures["dropped"] = {}, {}
+    timing: dict[str, Any] = {}
+    for key in list(graphs):
+        reason = _check_variant(key, graphs[key], options, probe, sessions, figures)
+        if reason is not None:
+            figures["dropped"][key] = reason
+            sessions.release(graphs.pop(key))
+            continue
+        if key in options.timed:
+            timing.update(time_variants(graphs, (key,), options.timing_batch, options.timing_runs, sessions=sessions))
+        if key != "fp32":
+            sessions.release(graphs[key])
+    if timing:
+        figures["timing"] = timing
+        figures["chosen"] = choose_fastest(graphs, timing, figures["accuracy"])
     return figures
