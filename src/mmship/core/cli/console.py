@@ -5,10 +5,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Sequence
 
+import rich
 from rich.console import Console
 from rich.table import Table
 
-console = Console(highlight=False)
+rich.reconfigure(highlight=False)
+#: The process's rich console (``rich.get_console()``), not one of our own: libraries that
+#: draw progress bars on it during a build (NNCF's quantizer) are then stacked under the
+#: stage's status line by rich, instead of two consoles redrawing the same terminal lines.
+console = rich.get_console()
 err_console = Console(stderr=True, highlight=False)
 
 
