@@ -134,6 +134,10 @@ def mmship_quantize(
     here: ``context`` gives the preprocessing and the processor files to turn real
     calibration inputs (the probe set) into graph feeds.
 
+    The build calls this for the graphs (towers) of one variant at the same time, each in
+    its own thread; an implementation that changes process-wide state (the working
+    directory, global switches) takes a lock of its own so it converts one graph at a time.
+
     :param graph: the fp32 graph.
     :param precision: the precision asked for (``fp16`` or ``int8``).
     :param workdir: folder to write the new graph into.

@@ -294,3 +294,12 @@ def test_the_checks_load_each_graph_once_and_hold_one_variant_at_a_time(tiny_cli
     assert len(loaded) == len(set(loaded)), loaded  # batch checks, padding, accuracy and timing share sessions
     assert len(loaded) == 2 * len(variants)  # every tower of every variant was checked
     assert max(held) <= 4  # the fp32 reference's two towers and one other variant's
+
+
+def test_a_build_for_openvino_keeps_the_fp32_reference_as_exported(ov_bundle, tiny_clip_dir, tmp_path):
+    path = build(BuildRequest(
+        source=str(tiny_clip_dir), out=tmp_path / "b", runtimes=["openvino"], precisions=["int8"], measure=False,
+    ))
+    optimized = Bundle.load(path).report["optimize"]
+    assert not any(key.endswith(".fp32") for key in optimized), optimized  # a reference only: not optimized
+    assert {"image.fp32", "text.fp32"} <= set(Bundle.load(ov_bundle).report["optimize"])  # a candidate: it is

@@ -44,18 +44,26 @@ DEVICES = {"cpu": "CPU"}
 INSTALL_HINT = "pip install 'mmship[openvino]' (or serve with --runtime onnxruntime)"
 
 
+#: Held while a module is made unimportable (:func:`without_module`): the build quantizes
+#: towers in threads, and two threads editing ``sys.modules`` for the same name could
+#: restore each other's state.
+IMPORT_GUARD_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def without_module(name: str) -> Iterator[None]:
-    """Make ``name`` unimportable inside the block (``import`` raises ImportError)."""
-    before = sys.modules.get(name, ...)
-    sys.modules[name] = None  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        if before is ...:
-            sys.modules.pop(name, None)
-        else:
-            sys.modules[name] = before
+    """Make ``name`` unimportable inside the block (``import`` raises ImportError); one
+    thread at a time (:data:`IMPORT_GUARD_LOCK`)."""
+    with IMPORT_GUARD_LOCK:
+        before = sys.modules.get(name, ...)
+        sys.modules[name] = None  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            if before is ...:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = before
 
 
 @functools.cache
@@ -64,11 +72,12 @@ def _import_openvino() -> Any:
     otherwise sends a usage event ("ov import") from a forked child process and writes a
     client id into the home folder whenever no consent file says no (checked: openvino
     2026.4). Without the telemetry package OpenVINO takes its own stub and sends nothing."""
-    if "openvino" in sys.modules:
-        import openvino
-    else:
-        with without_module("openvino_telemetry"):
+    with IMPORT_GUARD_LOCK:  # functools.cache does not stop two threads' first calls
+        if "openvino" in sys.modules:
             import openvino
+        else:
+            with without_module("openvino_telemetry"):
+                import openvino
     return openvino
 
 
@@ -81,7 +90,8 @@ def import_openvino() -> Any:
 def core() -> Any:
     """The process's one ``openvino.Core`` (compiled models of one core share its CPU
     executor, so towers do not each start their own thread pool)."""
-    return _import_openvino().Core()
+    with IMPORT_GUARD_LOCK:
+        return _import_openvino().Core()
 
 
 def check_options(options: Mapping[str, Any] | None, where: str) -> dict[str, str]:

@@ -29,7 +29,7 @@ from mmship import hookimpl
 from mmship.core.errors import BuildError
 from mmship.core.specs import ExportedGraph
 from mmship.core.stages import BuildContext, QuantizeOptions
-from mmship.plugins.runtimes.openvino import import_openvino, without_module
+from mmship.plugins.runtimes.openvino import IMPORT_GUARD_LOCK, import_openvino, without_module
 
 BUILD_HINT = "pip install 'mmship[openvino-build]', or build without it: --runtime onnxruntime"
 #: Load options per precision (the IR of ``fp32`` and ``bf16`` is the same file).
@@ -48,19 +48,20 @@ def import_nncf() -> Any:
     ``openvino_telemetry`` cannot be, and its telemetry object replaced by NNCF's own stub
     should NNCF have been imported before."""
     _openvino()
-    try:
-        if "nncf" in sys.modules:
-            import nncf
-        else:
-            with without_module("openvino_telemetry"):
+    with IMPORT_GUARD_LOCK:  # the towers are quantized in threads
+        try:
+            if "nncf" in sys.modules:
                 import nncf
-        from nncf.telemetry import decorator, wrapper
-    except ImportError as exc:
-        raise BuildError(f"OpenVINO int8 needs NNCF ({exc})", hint=BUILD_HINT) from None
-    if not isinstance(wrapper.telemetry, wrapper.NNCFTelemetryStub):
-        stub = wrapper.NNCFTelemetryStub()
-        wrapper.telemetry = decorator.telemetry = stub
-        sys.modules["nncf.telemetry"].telemetry = stub  # type: ignore[attr-defined]
+            else:
+                with without_module("openvino_telemetry"):
+                    import nncf
+            from nncf.telemetry import decorator, wrapper
+        except ImportError as exc:
+            raise BuildError(f"OpenVINO int8 needs NNCF ({exc})", hint=BUILD_HINT) from None
+        if not isinstance(wrapper.telemetry, wrapper.NNCFTelemetryStub):
+            stub = wrapper.NNCFTelemetryStub()
+            wrapper.telemetry = decorator.telemetry = stub
+            sys.modules["nncf.telemetry"].telemetry = stub  # type: ignore[attr-defined]
     return nncf
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +44,12 @@ def to_fp16(graph: ExportedGraph, out: Path) -> ExportedGraph:
         converted = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
     onnx.save(converted, str(out))
     return graph.model_copy(update={"path": out, "precision": "fp16", "report": {}, "notes": ["fp16 weights, fp32 I/O"]})
+
+
+#: The build calls ``mmship_quantize`` for the towers of a variant in threads; this plugin
+#: changes the working directory and the logging switch, which are the process's, so it
+#: quantizes one graph at a time.
+_ONE_AT_A_TIME = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -179,11 +186,10 @@ def mmship_quantize(
 ) -> ExportedGraph | None:
     """fp16 or int8 for onnxruntime from an fp32 ONNX graph; other precisions and
     runtimes are declined."""
-    if graph.runtime != "onnxruntime":
+    if graph.runtime != "onnxruntime" or precision not in ("fp16", "int8"):
         return None
     out = Path(workdir) / f"{graph.name}.{precision}.onnx"
-    if precision == "fp16":
-        return to_fp16(graph, out)
-    if precision == "int8":
+    with _ONE_AT_A_TIME:  # the towers of a variant arrive in threads; see _inside
+        if precision == "fp16":
+            return to_fp16(graph, out)
         return to_int8(graph, out, Path(workdir), options, context)
-    return None
