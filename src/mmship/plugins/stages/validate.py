@@ -59,6 +59,7 @@ def _check_variant(
     variant is left out (``None``: it passed). A required variant that fails raises."""
     if key != "fp32":
         try:
+            sessions.preload(items)
             figures["batches"].update(check_batches({key: items}, options.batch_sizes, sessions))
         except BuildError as exc:
             if key not in options.optional:
@@ -81,6 +82,7 @@ def mmship_validate(
     graphs = dict(graphs)
     sessions = GraphSessions()
     reference = graphs["fp32"]
+    sessions.preload(reference)
     figures: dict[str, Any] = {"batches": check_batches({"fp32": reference}, options.batch_sizes, sessions)}
     figures["text_padding"] = verify_longest_padding(
         reference, context.preprocess, context.processor_dir, sessions=sessions
