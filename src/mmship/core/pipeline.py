@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from mmship.core.model_source import (
     resolve_source,
 )
 from mmship.core.progress import StageReporter
+from mmship.core.threads import in_threads
 from mmship.core.specs import (
     PRECISIONS,
     ExportedGraph,
@@ -106,16 +106,14 @@ def _build_variant(
             graph=source, precision=variant.precision, workdir=work, options=request.quantize, context=context
         )
 
-    with ThreadPoolExecutor(max_workers=max(1, len(fp32)), thread_name_prefix="mmship-quantize") as pool:
-        futures = [pool.submit(one, graph) for graph in fp32]
     converted = []
-    for future in futures:
-        try:
-            result = future.result()
-        except BuildError as exc:
+    for result, error in in_threads(one, fp32, name="mmship-quantize"):
+        if isinstance(error, BuildError):
             if variant.required:
-                raise
-            return exc.message
+                raise error
+            return error.message
+        if error is not None:
+            raise error
         if result is None:
             return f"no plugin builds {variant.precision} graphs for {variant.runtime}"
         converted.append(result)

@@ -88,6 +88,10 @@ def _debug(argv: Sequence[str]) -> bool:
     return "--debug" in argv or os.environ.get("MMSHIP_DEBUG", "") not in {"", "0"}
 
 
+#: The exit code of a command stopped by Ctrl-C (128 + SIGINT).
+INTERRUPTED = 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns (and, as a console script, exits with) the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -95,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         app = build_app()
         command = typer.main.get_command(app)
         result = command.main(args=args, prog_name="mmship", standalone_mode=False)
+        if result == INTERRUPTED:  # typer answers Ctrl-C with this code, silently
+            print_error("interrupted")
         return result if isinstance(result, int) else 0
     except MmshipError as exc:
         if _debug(args):
@@ -111,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print_error("interrupted")
-        return 130
+        return INTERRUPTED
 
 
 def run() -> None:
