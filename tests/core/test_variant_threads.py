@@ -80,3 +80,16 @@ def test_ctrl_c_does_not_wait_for_a_tower_still_quantizing(tmp_path):
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=50)
     assert result.stdout.strip() == "interrupted", result.stderr
     assert time.monotonic() - started < 30  # not the 60 s the towers would take
+
+
+def test_map_in_threads_keeps_the_order_and_raises_a_failure():
+    from mmship.core.threads import map_in_threads
+
+    def square_but_not_two(n: int) -> int:
+        if n == 2:
+            raise ValueError(f"bad {n}")
+        return n * n
+
+    assert map_in_threads(square_but_not_two, [3, 1, 4]) == [9, 1, 16]
+    with pytest.raises(ValueError, match="bad 2"):
+        map_in_threads(square_but_not_two, [1, 2, 3])

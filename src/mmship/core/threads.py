@@ -37,3 +37,13 @@ def in_threads(
     for thread in threads:
         thread.join()
     return outcomes
+
+
+def map_in_threads(call: Callable[[Item], Result], items: Sequence[Item], name: str = "mmship-worker") -> list[Result]:
+    """The results of :func:`in_threads`, in order; the first exception raised is re-raised."""
+    results = []
+    for result, error in in_threads(call, items, name):
+        if error is not None:
+            raise error
+        results.append(result)
+    return results  # type: ignore[return-value]

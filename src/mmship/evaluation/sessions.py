@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from mmship.core.manager import get_plugin_manager
 from mmship.core.runtime import GraphSession
 from mmship.core.specs import ExportedGraph
+from mmship.core.threads import map_in_threads
 
 
 def load_path(path: str | Path, runtime: str = "onnxruntime", threads: int | None = None, **options: Any) -> GraphSession:
@@ -53,8 +53,7 @@ class GraphSessions:
             for graph in missing:
                 self.get(graph)
             return
-        with ThreadPoolExecutor(max_workers=len(missing), thread_name_prefix="mmship-load") as pool:
-            loaded = list(pool.map(load_graph, missing))
+        loaded = map_in_threads(lambda graph: load_graph(graph), missing, name="mmship-load")
         for graph, session in zip(missing, loaded):
             self._sessions[_key(graph)] = session
             self.loads += 1

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +20,7 @@ from mmship.core.errors import BundleError, MmshipError
 from mmship.core.manager import get_plugin_manager
 from mmship.core.runtime import GraphSession, InferenceRuntime
 from mmship.core.specs import GraphSpec, TensorSpec
+from mmship.core.threads import map_in_threads
 from mmship.core.variants import select_graphs
 from mmship.hardware import cpu_threads
 
@@ -82,8 +82,7 @@ def _load_towers(
             options=file.runtime_options or None, **verified,
         )
 
-    with ThreadPoolExecutor(max_workers=max(1, len(graph_specs)), thread_name_prefix="mmship-load") as pool:
-        sessions = list(pool.map(load, graph_specs))
+    sessions = map_in_threads(load, graph_specs, name="mmship-load")
     return {spec.name: session for spec, session in zip(graph_specs, sessions)}
 
 
