@@ -126,13 +126,3 @@ class AccuracyProbe:
             figures["zero_shot_top1_agreement"] = float(np.mean(top1 == self.reference_top1))
             figures["zero_shot_top1_correct"] = float(np.mean(top1 == np.arange(len(top1))))
         return figures
-
-
-def accuracy_report(
-    graphs: dict[str, list[ExportedGraph]], preprocess: PreprocessSpec, processor_dir: Path,
-    scoring: ScoringSpec | None = None, sessions: GraphSessions | None = None,
-) -> dict[str, Any]:
-    """Per precision: cosine against fp32 per output, accuracy loss and, for a model with
-    an image-text score (``scoring``), how often its zero-shot top-1 label agrees with fp32's."""
-    probe = AccuracyProbe(graphs["fp32"], preprocess, processor_dir, scoring, sessions)
-    return {key: probe.figures(None if key == "fp32" else items) for key, items in graphs.items()}

@@ -49,10 +49,6 @@ class GraphSessions:
         """Load the sessions of ``graphs`` not loaded yet, in threads (two full-size towers:
         about 1.7x faster than one after the other)."""
         missing = list({_key(g): g for g in graphs if _key(g) not in self._sessions}.values())
-        if len(missing) < 2:
-            for graph in missing:
-                self.get(graph)
-            return
         loaded = map_in_threads(lambda graph: load_graph(graph), missing, name="mmship-load")
         for graph, session in zip(missing, loaded):
             self._sessions[_key(graph)] = session
