@@ -303,3 +303,33 @@ def test_a_build_for_openvino_keeps_the_fp32_reference_as_exported(ov_bundle, ti
     optimized = Bundle.load(path).report["optimize"]
     assert not any(key.endswith(".fp32") for key in optimized), optimized  # a reference only: not optimized
     assert {"image.fp32", "text.fp32"} <= set(Bundle.load(ov_bundle).report["optimize"])  # a candidate: it is
+
+
+@pytest.mark.parametrize("tower", ["image", "text"])
+def test_calibration_statistics_reduced_in_python_give_nncfs_default_int8_graph(ov_bundle, tmp_path, monkeypatch, tower):
+    """The build has NNCF reduce the calibration activations in Python (its in-graph reductions
+    cost ~10 s of compilation per full-size tower): the int8 graph must be the one NNCF's
+    default makes, answer for answer."""
+    from mmship.core.stages import QuantizeOptions
+    from mmship.evaluation.feeds import probe_feeds
+    from mmship.plugins.runtimes.openvino import core
+    from mmship.plugins.stages import openvino_variants
+
+    bundle = Bundle.load(ov_bundle)
+    m = bundle.manifest
+    reference = next(g for g in m.graphs if g.name == tower and g.runtime == "onnxruntime" and g.precision == "fp32")
+    specs = {s.name: s for s in [*m.inputs, *m.outputs]}
+    graph = openvino_variants.ExportedGraph(
+        name=tower, path=bundle.path(reference.file), runtime="openvino",
+        inputs=[specs[n] for n in reference.inputs], outputs=[specs[n] for n in reference.outputs],
+    )
+    feeds = probe_feeds(graph.inputs, m.preprocess, bundle.path("processor"))
+    np.savez(tmp_path / f"{tower}.npz", **feeds)
+    options = QuantizeOptions(calibration_dir=tmp_path)
+    answers = {}
+    for inplace in (True, False):
+        monkeypatch.setattr(openvino_variants, "INPLACE_STATISTICS", inplace)
+        path = openvino_variants.to_int8(graph, tmp_path / f"{tower}-{inplace}.xml", options, None)
+        compiled = core().compile_model(core().read_model(str(path)), "CPU")
+        answers[inplace] = compiled({name: feeds[name] for name in reference.inputs})[0]
+    np.testing.assert_array_equal(answers[True], answers[False])
