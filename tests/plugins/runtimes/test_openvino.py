@@ -285,8 +285,18 @@ def test_the_checks_load_each_graph_once_and_hold_one_variant_at_a_time(tiny_cli
         held.append(len(self))
         return session
 
+    from mmship.evaluation import accuracy as accuracy_module
+
+    prepared: list[tuple[str, ...]] = []
+    real_feeds = accuracy_module.probe_feeds
+
+    def counting_feeds(inputs, preprocess, processor_dir):
+        prepared.append(tuple(s.name for s in inputs))
+        return real_feeds(inputs, preprocess, processor_dir)
+
     monkeypatch.setattr(sessions_module, "load_graph", counting_load)
     monkeypatch.setattr(sessions_module.GraphSessions, "get", watching_get)
+    monkeypatch.setattr(accuracy_module, "probe_feeds", counting_feeds)
     path = build(BuildRequest(source=str(tiny_clip_dir), out=tmp_path / "b", optimize=OptimizeOptions(level="none")))
     m = Bundle.load(path).manifest
     variants = {(g.runtime, g.precision) for g in m.graphs}
@@ -294,6 +304,7 @@ def test_the_checks_load_each_graph_once_and_hold_one_variant_at_a_time(tiny_cli
     assert len(loaded) == len(set(loaded)), loaded  # batch checks, padding, accuracy and timing share sessions
     assert len(loaded) == 2 * len(variants)  # every tower of every variant was checked
     assert max(held) <= 4  # the fp32 reference's two towers and one other variant's
+    assert sorted(prepared) == [("input_ids", "attention_mask"), ("pixel_values",)]  # probe feeds once per tower
 
 
 def test_a_build_for_openvino_keeps_the_fp32_reference_as_exported(ov_bundle, tiny_clip_dir, tmp_path):
