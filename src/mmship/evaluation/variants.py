@@ -9,7 +9,6 @@ the figures go into the manifest with the choice.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from mmship.core.specs import ExportedGraph
@@ -31,18 +30,11 @@ def time_graph(
     return figures
 
 
-def time_variants(
-    graphs: dict[str, list[ExportedGraph]], keys: tuple[str, ...], batch_size: int, runs: int = 3,
-    progress: Callable[[str], None] | None = None, sessions: GraphSessions | None = None,
-) -> dict[str, dict[str, dict[str, float]]]:
-    """``{variant key: {graph name: timing}}`` for the variants in ``keys`` (see :func:`time_graph`)."""
-    timing: dict[str, dict[str, dict[str, float]]] = {}
-    for key in keys:
-        for graph in graphs.get(key, []):
-            if progress is not None:
-                progress(f"timing {graph.name} {key}")
-            timing.setdefault(key, {})[graph.name] = time_graph(graph, batch_size, runs, sessions)
-    return timing
+def time_variant(
+    graphs: list[ExportedGraph], batch_size: int, runs: int = 3, sessions: GraphSessions | None = None
+) -> dict[str, dict[str, float]]:
+    """``{graph name: timing}`` for the towers of one variant (see :func:`time_graph`)."""
+    return {graph.name: time_graph(graph, batch_size, runs, sessions) for graph in graphs}
 
 
 def graph_accuracy(accuracy: dict[str, Any], key: str, graph: ExportedGraph) -> dict[str, float]:

@@ -23,7 +23,7 @@ from mmship.core.specs import ExportedGraph, PreprocessSpec
 from mmship.core.stages import BuildContext, ValidateOptions
 from mmship.evaluation.accuracy import AccuracyProbe, check_batches, verify_longest_padding
 from mmship.evaluation.sessions import GraphSessions
-from mmship.evaluation.variants import choose_fastest, time_variants
+from mmship.evaluation.variants import choose_fastest, time_variant
 
 
 def over_budget(key: str, figures: dict[str, Any], limit: float) -> str | None:
@@ -98,7 +98,7 @@ def mmship_validate(
             sessions.release(graphs.pop(key))
             continue
         if key in options.timed:
-            timing.update(time_variants(graphs, (key,), options.timing_batch, options.timing_runs, sessions=sessions))
+            timing[key] = time_variant(graphs[key], options.timing_batch, options.timing_runs, sessions)
         if key != "fp32":
             sessions.release(graphs[key])
     if timing:
