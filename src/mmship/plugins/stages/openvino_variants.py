@@ -102,8 +102,9 @@ def calibration_samples(graph: ExportedGraph, options: QuantizeOptions, context:
 
 #: NNCF reduces the calibration activations in Python (numpy) rather than in the graph.
 #: The same int8 graph either way (``tests/plugins/runtimes/test_openvino.py``), but the
-#: in-graph form adds ~500 reduction outputs whose compilation took 9-11 s per full-size
-#: CLIP tower, against 1.4 s for the graph that only exposes the activations.
+#: in-graph form adds ~500 reduction outputs whose compilation took 9-18 s per full-size
+#: CLIP tower, against 1.4-4 s for the graph that only exposes the activations
+#: (``benchmarks/nncf_statistics.py``).
 INPLACE_STATISTICS = False
 
 
