@@ -30,7 +30,6 @@ from mmship.core.model_source import (
     resolve_source,
 )
 from mmship.core.progress import StageReporter
-from mmship.core.threads import in_threads
 from mmship.core.specs import (
     PRECISIONS,
     ExportedGraph,
@@ -45,6 +44,7 @@ from mmship.core.stages import (
     QuantizeOptions,
     ValidateOptions,
 )
+from mmship.core.threads import in_threads
 from mmship.core.variants import BASE_RUNTIME, Variant, VariantPlan, plan_variants
 
 #: Processor and tokenizer files copied into the bundle.

@@ -49,7 +49,7 @@ class GraphSessions:
         """Load the sessions of ``graphs`` not loaded yet, in threads (two full-size towers:
         about 1.7x faster than one after the other)."""
         missing = list({_key(g): g for g in graphs if _key(g) not in self._sessions}.values())
-        loaded = map_in_threads(lambda graph: load_graph(graph), missing, name="mmship-load")
+        loaded = map_in_threads(load_graph, missing, name="mmship-load")
         for graph, session in zip(missing, loaded):
             self._sessions[_key(graph)] = session
             self.loads += 1

@@ -321,6 +321,7 @@ def test_calibration_statistics_reduced_in_python_give_nncfs_default_int8_graph(
     """The build has NNCF reduce the calibration activations in Python (its in-graph reductions
     cost ~10 s of compilation per full-size tower): the int8 graph must be the one NNCF's
     default makes, answer for answer."""
+    from mmship.core.specs import ExportedGraph
     from mmship.core.stages import QuantizeOptions
     from mmship.evaluation.feeds import probe_feeds
     from mmship.plugins.runtimes.openvino import core
@@ -330,7 +331,7 @@ def test_calibration_statistics_reduced_in_python_give_nncfs_default_int8_graph(
     m = bundle.manifest
     reference = next(g for g in m.graphs if g.name == tower and g.runtime == "onnxruntime" and g.precision == "fp32")
     specs = {s.name: s for s in [*m.inputs, *m.outputs]}
-    graph = openvino_variants.ExportedGraph(
+    graph = ExportedGraph(
         name=tower, path=bundle.path(reference.file), runtime="openvino",
         inputs=[specs[n] for n in reference.inputs], outputs=[specs[n] for n in reference.outputs],
     )
