@@ -18,6 +18,8 @@ from mmship.core.bundle import MANIFEST, Bundle, ChosenVariant  # noqa: E402
 from mmship.core.errors import BundleError, MmshipError, RuntimeUnavailableError  # noqa: E402
 from mmship.core.pipeline import BuildRequest, build  # noqa: E402
 from mmship.core.stages import OptimizeOptions  # noqa: E402
+from mmship.core.variants import variant_key  # noqa: E402
+from mmship.evaluation.variants import REMATCH_WITHIN  # noqa: E402
 from mmship.plugins.runtimes.openvino import OpenVinoRuntime  # noqa: E402
 from mmship.serving.engine import Engine  # noqa: E402
 
@@ -80,13 +82,23 @@ def test_the_fastest_verified_variant_is_chosen_and_served_by_default(ov_bundle)
     bundle = Bundle.load(ov_bundle)
     m = bundle.manifest
     assert set(m.chosen) == {"image", "text"}
+    rematches = {r["tower"]: r for r in bundle.report["head_to_head"]}
     for tower, chosen in m.chosen.items():
-        timed = [g for g in m.graphs if g.name == tower and g.timing_ms]
+        timed = sorted((g for g in m.graphs if g.name == tower and g.timing_ms),
+                       key=lambda g: (g.timing_ms["batch"], g.timing_ms["batch1"]))
         assert len(timed) == len([g for g in m.graphs if g.name == tower]) >= 4  # every variant measured
-        fastest = min(timed, key=lambda g: (g.timing_ms["batch"], g.timing_ms["batch1"]))
-        assert (chosen.runtime, chosen.precision) == (fastest.runtime, fastest.precision)
-        assert chosen.batch_ms == fastest.timing_ms["batch"] and chosen.batch_size == 16
-        assert chosen.mean_cosine == fastest.accuracy["mean_cosine"] and "fastest of" in chosen.reason
+        fastest, runner_up = timed[:2]
+        key = variant_key(chosen.runtime, chosen.precision)
+        served = next(g for g in timed if (g.runtime, g.precision) == (chosen.runtime, chosen.precision))
+        assert chosen.batch_size == 16 and chosen.mean_cosine == served.accuracy["mean_cosine"]
+        close = runner_up.timing_ms["batch"] <= REMATCH_WITHIN * fastest.timing_ms["batch"]
+        assert (tower in rematches) == close  # a close runner-up, and only that, is timed again
+        if close:  # the head-to-head figures decide between the two
+            rematch = rematches[tower]
+            assert set(rematch["ms"]) == {variant_key(g.runtime, g.precision) for g in (fastest, runner_up)}
+            assert key in rematch["ms"] and chosen.batch_ms == rematch["ms"][key] and "head to head" in chosen.reason
+        else:
+            assert served == fastest and chosen.batch_ms == fastest.timing_ms["batch"] and "fastest of" in chosen.reason
     engine = Engine(bundle)
     for tower, chosen in m.chosen.items():
         runner = engine.graphs[tower]
@@ -298,12 +310,16 @@ def test_the_checks_load_each_graph_once_and_hold_one_variant_at_a_time(tiny_cli
     monkeypatch.setattr(sessions_module.GraphSessions, "get", watching_get)
     monkeypatch.setattr(accuracy_module, "probe_feeds", counting_feeds)
     path = build(BuildRequest(source=str(tiny_clip_dir), out=tmp_path / "b", optimize=OptimizeOptions(level="none")))
-    m = Bundle.load(path).manifest
-    variants = {(g.runtime, g.precision) for g in m.graphs}
+    bundle = Bundle.load(path)
+    variants = {(g.runtime, g.precision) for g in bundle.manifest.graphs}
     assert len(variants) >= 4  # onnxruntime fp32 + int8, OpenVINO fp32 (+ bf16) + int8
-    assert len(loaded) == len(set(loaded)), loaded  # batch checks, padding, accuracy and timing share sessions
-    assert len(loaded) == 2 * len(variants)  # every tower of every variant was checked
-    assert max(held) <= 4  # the fp32 reference's two towers and one other variant's
+    checks = loaded[: 2 * len(variants)]
+    assert len(checks) == len(set(checks)) == 2 * len(variants), loaded  # every tower of every variant, once
+    # then only a close call is loaded again: the two variants of one tower timed head to head
+    # (the fp32 reference's sessions are kept throughout)
+    rematched = [key for r in bundle.report["head_to_head"] for key in r["ms"] if key != "fp32"]
+    assert len(loaded) == len(checks) + len(rematched)
+    assert max(held) <= 4  # the fp32 reference's two towers and one other variant's (or the rematched pair)
     assert sorted(prepared) == [("input_ids", "attention_mask"), ("pixel_values",)]  # probe feeds once per tower
 
 

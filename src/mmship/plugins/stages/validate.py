@@ -6,7 +6,8 @@ A precision whose accuracy loss (1 - mean cosine to fp32 of its worst output) ex
 ``options.max_accuracy_loss`` stops the build with the figures and the ways out; an
 optional variant (``options.optional``: e.g. OpenVINO's, built by default) is left out
 instead, with the reason. The variants that passed are then timed (``options.timed``) and
-the fastest per tower is chosen.
+the fastest per tower is chosen; a runner-up close to the fastest is timed against it
+again head to head (:mod:`mmship.evaluation.variants`).
 
 The variants are checked one at a time: the fp32 reference's sessions are loaded once and
 kept, each other variant's are loaded once for all its checks and released before the next
@@ -21,9 +22,19 @@ from mmship import hookimpl
 from mmship.core.errors import BuildError
 from mmship.core.specs import ExportedGraph, PreprocessSpec
 from mmship.core.stages import BuildContext, ValidateOptions
-from mmship.evaluation.accuracy import AccuracyProbe, check_batches, verify_longest_padding
+from mmship.core.variants import variant_key
+from mmship.evaluation.accuracy import (
+    AccuracyProbe,
+    check_batches,
+    verify_longest_padding,
+)
 from mmship.evaluation.sessions import GraphSessions
-from mmship.evaluation.variants import choose_fastest, time_variant
+from mmship.evaluation.variants import (
+    Rematch,
+    choose_fastest,
+    head_to_head,
+    time_variant,
+)
 
 
 def over_budget(key: str, figures: dict[str, Any], limit: float) -> str | None:
@@ -72,13 +83,32 @@ def _check_variant(
     return reason
 
 
+def _rematch(options: ValidateOptions, sessions: GraphSessions, reference: list[ExportedGraph],
+             record: list[dict[str, Any]]) -> Rematch:
+    """Times two close variants of a tower head to head at the serving batch, recording the
+    figures in ``record``; their sessions are loaded for it and released after it (the fp32
+    reference's are kept)."""
+    def rematch(first: ExportedGraph, second: ExportedGraph) -> tuple[float, float]:
+        sessions.preload([first, second])
+        try:
+            first_ms, second_ms = head_to_head(first, second, options.timing_batch, sessions=sessions)
+        finally:
+            sessions.release(g for g in (first, second) if g not in reference)
+        keys = [variant_key(g.runtime, g.precision) for g in (first, second)]
+        record.append({"tower": first.name, "batch_size": options.timing_batch, "ms": dict(zip(keys, (first_ms, second_ms)))})
+        return first_ms, second_ms
+
+    return rematch
+
+
 @hookimpl(trylast=True)
 def mmship_validate(
     graphs: dict[str, list[ExportedGraph]], context: BuildContext, options: ValidateOptions
 ) -> dict[str, Any]:
     """Batch checks, padding verification and the accuracy report, budget enforced; then
     the variants in ``options.timed`` that passed are timed and the fastest per tower is
-    chosen (``chosen``). Optional variants that fail a check are listed in ``dropped``."""
+    chosen (``chosen``; a close runner-up is timed against it again, figures in
+    ``head_to_head``). Optional variants that fail a check are listed in ``dropped``."""
     graphs = dict(graphs)
     sessions = GraphSessions()
     reference = graphs["fp32"]
@@ -102,6 +132,7 @@ def mmship_validate(
         if key != "fp32":
             sessions.release(graphs[key])
     if timing:
-        figures["timing"] = timing
-        figures["chosen"] = choose_fastest(graphs, timing, figures["accuracy"])
+        figures["timing"], figures["head_to_head"] = timing, []
+        rematch = _rematch(options, sessions, reference, figures["head_to_head"])
+        figures["chosen"] = choose_fastest(graphs, timing, figures["accuracy"], rematch)
     return figures
