@@ -156,3 +156,21 @@ def test_a_graph_swapped_after_verification_is_not_loaded(bundle: Path):
     (bundle / TEXT_FP32).write_bytes(swapped)
     again = Engine(loaded, precision="fp32", threads=1).graphs["text"]({"input_ids": np.ones((1, 7), np.int64)})
     np.testing.assert_array_equal(again["text_embeds"], honest["text_embeds"])
+
+
+def test_files_hashed_at_the_same_time_give_each_its_own_checksum(bundle: Path, monkeypatch):
+    from mmship.core import bundle_files
+
+    manifest = yaml.safe_load((bundle / MANIFEST).read_text())
+    listed = sorted(manifest["files"])
+    monkeypatch.setattr(bundle_files.os, "cpu_count", lambda: 4)  # several threads even on a one-core runner
+    assert bundle_files.sha256_files([bundle / rel for rel in listed]) == [sha256(bundle / rel) for rel in listed]
+    # two files damaged: the error names the first in name order, whichever thread finished first
+    graphs = sorted(rel for rel in listed if rel.startswith("graphs/"))
+    for rel in graphs[:2]:
+        data = bytearray((bundle / rel).read_bytes())
+        data[-1] ^= 0xFF
+        (bundle / rel).write_bytes(bytes(data))
+    with pytest.raises(BundleError) as info:
+        Bundle.load(bundle)
+    assert graphs[0] in info.value.message and graphs[1] not in info.value.message

@@ -32,10 +32,24 @@ from types import TracebackType
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mmship import __version__
-from mmship.core.bundle_files import check_path, path_problem, read_verified, sha256_file, verify_files, verify_tree
+from mmship.core.bundle_files import (
+    check_path,
+    path_problem,
+    read_verified,
+    sha256_files,
+    verify_files,
+    verify_tree,
+)
 from mmship.core.config.yaml_loader import safe_load
 from mmship.core.errors import BundleError
 from mmship.core.specs import (
@@ -297,11 +311,8 @@ class BundleWriter:
     def commit(self, manifest: BundleManifest, report: dict[str, Any]) -> Path:
         """Write report and manifest (with checksums of every file) and move into place."""
         (self.tmp / REPORT).write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
-        manifest.files = {
-            p.relative_to(self.tmp).as_posix(): sha256_file(p)
-            for p in sorted(self.tmp.rglob("*"))
-            if p.is_file() and p.name != MANIFEST
-        }
+        written = [p for p in sorted(self.tmp.rglob("*")) if p.is_file() and p.name != MANIFEST]
+        manifest.files = {p.relative_to(self.tmp).as_posix(): digest for p, digest in zip(written, sha256_files(written))}
         text = yaml.safe_dump(manifest.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
         (self.tmp / MANIFEST).write_text(text, encoding="utf-8")
         backup = None

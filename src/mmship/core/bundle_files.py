@@ -23,12 +23,15 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PureWindowsPath
 
 from mmship.core.errors import BundleError
 
 REBUILD_HINT = "rebuild the bundle with `mmship build`, or copy the original bundle again whole"
+#: Files hashed at the same time at most (each thread reads one file through).
+MAX_HASH_THREADS = 8
 
 
 def path_problem(relative: str) -> str | None:
@@ -101,16 +104,27 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def sha256_files(paths: Sequence[Path]) -> list[str]:
+    """Hex sha256 of each file, in order, several files at a time: ``hashlib`` lets go of
+    the interpreter while it hashes, so a full-size bundle (~750 MB) is checked in about
+    half the time on two cores (serve's start, the build's commit)."""
+    workers = max(1, min(len(paths), os.cpu_count() or 1, MAX_HASH_THREADS))
+    if workers == 1:
+        return [sha256_file(path) for path in paths]
+    with ThreadPoolExecutor(workers, thread_name_prefix="mmship-sha256") as pool:
+        return list(pool.map(sha256_file, paths))
+
+
 def verify_files(root: Path, files: dict[str, str]) -> None:
     """Raise :class:`BundleError` naming the first missing or changed file."""
-    for relative, expected in sorted(files.items()):
-        path = root / relative
-        if not path.is_file():
+    listed = sorted(files.items())
+    for relative, _ in listed:
+        if not (root / relative).is_file():
             raise BundleError(
                 f"bundle {root} is missing {relative}",
                 hint="the bundle was damaged or partly copied; rebuild it or copy it again whole",
             )
-        actual = sha256_file(path)
+    for (relative, expected), actual in zip(listed, sha256_files([root / relative for relative, _ in listed])):
         if actual != expected:
             raise checksum_error(root, relative, actual, expected)
 
