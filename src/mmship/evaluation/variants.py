@@ -114,8 +114,9 @@ def _settle(
         return key, figures["batch"], reason + (
             f" ({figures['batch']:.1f} ms; next {_label(graph(other_key))} {other['batch']:.1f} ms)")
     first_ms, second_ms = rematch(graph(key), graph(other_key))
-    timed = (f"; one after the other {_label(graph(key))} {figures['batch']:.1f} ms, {_label(graph(other_key))} "
-             f"{other['batch']:.1f} ms; head to head {first_ms:.1f} vs {second_ms:.1f} ms")
+    first, second = _label(graph(key)), _label(graph(other_key))
+    timed = (f"; one after the other {first} {figures['batch']:.1f} ms, {second} {other['batch']:.1f} ms; "
+             f"head to head {first} {first_ms:.1f} ms, {second} {second_ms:.1f} ms")
     if max(first_ms, second_ms) <= TIE_WITHIN * min(first_ms, second_ms):
         cosine = {k: graph_accuracy(accuracy, k, graph(k)).get("mean_cosine", 0.0) for k in (key, other_key)}
         winner, loser = (other_key, key) if cosine[other_key] > cosine[key] else (key, other_key)
