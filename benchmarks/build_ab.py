@@ -3,7 +3,8 @@
 The VM's speed moves between runs (benchmarks/README.md), so a change to the build is
 measured against the code before it in the same sitting, alternating: A, B, A, B. Each
 build runs ``benchmarks/build_time.py``'s ``run`` of its own checkout (its ``src`` first on
-the path) on the same model folder, from cold imports.
+the path) on the same model folder, from cold imports, and prints its stages and the
+variant it chose per tower.
 
     git worktree add /tmp/before <commit>
     .venv/bin/python benchmarks/build_ab.py --work .bench --checkout /tmp/before --checkout . --rounds 2
@@ -29,7 +30,8 @@ import build_time, mmship
 assert Path(mmship.__file__).resolve().is_relative_to(checkout.resolve()), mmship.__file__
 named = (["openvino"], ["int8"]) if only == "named" else (None, None)
 r = build_time.run(folder, out, *named)
-print("RESULT " + json.dumps({k: r[k] for k in ("build_s", "answer_s", "total_s", "stages")}))
+chosen = {t: f"{c.runtime} {c.precision} {c.batch_ms} ms ({c.reason})" for t, c in r["bundle"].manifest.chosen.items()}
+print("RESULT " + json.dumps({**{k: r[k] for k in ("build_s", "answer_s", "total_s", "stages")}, "chosen": chosen}))
 """
 
 
@@ -65,6 +67,8 @@ def main() -> None:
             stages = ", ".join(f"{k} {v:.1f}" for k, v in r["stages"].items())
             print(f"| {checkout} | {round_} | {r['total_s']:.1f} | {r['build_s']:.1f} | {r['answer_s']:.1f} | {stages} |",
                   flush=True)
+            for tower, text in r.get("chosen", {}).items():
+                print(f"|  | chosen | {tower}: {text} | | | |", flush=True)
 
 
 if __name__ == "__main__":

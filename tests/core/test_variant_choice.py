@@ -12,13 +12,7 @@ from mmship.core.specs import ExportedGraph, TensorSpec
 from mmship.evaluation import sessions as sessions_module
 from mmship.evaluation import variants as variants_module
 from mmship.evaluation.sessions import GraphSessions
-from mmship.evaluation.variants import (
-    REMATCH_ROUNDS,
-    REMATCH_WITHIN,
-    TIE_WITHIN,
-    choose_fastest,
-    head_to_head,
-)
+from mmship.evaluation.variants import REMATCH_ROUNDS, REMATCH_WITHIN, TIE_WITHIN, choose_fastest, head_to_head
 
 OUTPUT = TensorSpec(name="text_embeds", dtype="float32", shape=[-1, 4], modality="text")
 INPUT = TensorSpec(name="input_ids", dtype="int64", shape=[-1, -1], modality="text")
@@ -101,6 +95,7 @@ def test_one_timed_variant_is_chosen_without_a_rematch():
     timing = {"openvino-int8": _timing(40.0, 40.0)["openvino-int8"]}
     chosen = choose_fastest({"openvino-int8": GRAPHS["openvino-int8"]}, timing, _accuracy(0.999, 0.999), rematch)
     assert rematch.calls == [] and chosen["text"]["precision"] == "int8"
+    assert chosen["text"]["reason"] == "the one verified variant timed (batch 16)"
 
 
 class Clock:

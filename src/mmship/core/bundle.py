@@ -32,24 +32,10 @@ from types import TracebackType
 from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mmship import __version__
-from mmship.core.bundle_files import (
-    check_path,
-    path_problem,
-    read_verified,
-    sha256_files,
-    verify_files,
-    verify_tree,
-)
+from mmship.core.bundle_files import check_path, path_problem, read_verified, sha256_files, verify_files, verify_tree
 from mmship.core.config.yaml_loader import safe_load
 from mmship.core.errors import BundleError
 from mmship.core.specs import (

@@ -106,9 +106,9 @@ def _settle(
 
     key, figures = ranked[0]
     batch = int(figures["batch_size"])
-    reason = f"fastest of {len(ranked)} verified variants at batch {batch}"
     if len(ranked) == 1:
-        return key, figures["batch"], reason
+        return key, figures["batch"], f"the one verified variant timed (batch {batch})"
+    reason = f"fastest of {len(ranked)} verified variants at batch {batch}"
     other_key, other = ranked[1]
     if rematch is None or other["batch"] > REMATCH_WITHIN * figures["batch"]:
         return key, figures["batch"], reason + (

@@ -23,18 +23,9 @@ from mmship.core.errors import BuildError
 from mmship.core.specs import ExportedGraph, PreprocessSpec
 from mmship.core.stages import BuildContext, ValidateOptions
 from mmship.core.variants import variant_key
-from mmship.evaluation.accuracy import (
-    AccuracyProbe,
-    check_batches,
-    verify_longest_padding,
-)
+from mmship.evaluation.accuracy import AccuracyProbe, check_batches, verify_longest_padding
 from mmship.evaluation.sessions import GraphSessions
-from mmship.evaluation.variants import (
-    Rematch,
-    choose_fastest,
-    head_to_head,
-    time_variant,
-)
+from mmship.evaluation.variants import Rematch, choose_fastest, head_to_head, time_variant
 
 
 def over_budget(key: str, figures: dict[str, Any], limit: float) -> str | None:
