@@ -1,7 +1,9 @@
 """The model service: request inputs -> preprocessing -> batched graphs -> outputs.
 
 Decoding, resizing and tokenizing run in a small thread pool, off the event loop and off
-the inference threads; graphs run through one :class:`DynamicBatcher` each.
+the inference threads; graphs run through one :class:`DynamicBatcher` each. A request of
+images only that finds its graph's batcher idle is decoded, resized and run in one trip to
+the batcher's thread (:meth:`DynamicBatcher.run_alone`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from mmship.payload.datatypes import v2_datatype
 from mmship.preprocess.image_limits import ImageLimits
 from mmship.preprocess.tokens import tokenizer_pad_value
 from mmship.scoring import Scorer
-from mmship.serving.batcher import DynamicBatcher, stack_rows
+from mmship.serving.batcher import DeadlineExceededError, DynamicBatcher, stack_rows
 from mmship.serving.deadlines import current_deadline, remaining, within
 from mmship.serving.engine import Engine, GraphRunner
 from mmship.serving.metrics import ServerMetrics
@@ -99,6 +101,10 @@ class ModelService:
         self.vocab_size = recorded_vocab or (self.tokenizer.vocab_size if self.tokenizer is not None else None)
         self._pool = ThreadPoolExecutor(max_workers=settings.preprocess_workers, thread_name_prefix="mmship-prep")
         self.batchers = {name: self._batcher(graph) for name, graph in engine.graphs.items()}
+        image_inputs = {name for name, spec in engine.input_specs.items() if spec.modality == "image"}
+        image_graphs = engine.graphs_for(image_inputs) if self.images is not None and image_inputs else []
+        #: The one graph a request of images only runs (None: none, or several).
+        self._image_graph = image_graphs[0] if len(image_graphs) == 1 else None
 
     def _pad_ids(self, graph: GraphRunner) -> dict[str, int]:
         """What each text input of ``graph`` is padded with: the manifest's ``pad_ids``, or for
@@ -236,6 +242,27 @@ class ModelService:
             feeds.setdefault("attention_mask", np.ones_like(feeds["input_ids"]))
         return feeds, truncated, text_tokens
 
+    def _runs_alone(self, inputs: PayloadInputs) -> GraphRunner | None:
+        """The image graph a request of images only (at most a batch of them) may be
+        prepared and run through in one trip (:meth:`DynamicBatcher.run_alone`), when that
+        graph's batcher is idle; else ``None`` (the request takes the usual path)."""
+        graph = self._image_graph
+        if graph is None or not inputs.images or inputs.texts or inputs.tensors:
+            return None
+        if len(inputs.images) > self.max_batch_size or not self.batchers[graph.spec.name].idle():
+            return None
+        return graph
+
+    def _image_feeds(self, graph: GraphRunner, images: list[Any], deadline: float) -> dict[str, np.ndarray]:
+        """``graph``'s feeds for ``images`` (run in the batcher's thread by :meth:`infer`);
+        a deadline passed between images is answered as in :meth:`_features`."""
+        assert self.images is not None
+        try:
+            pixels = self.images(images, deadline)
+        except TimeoutError:
+            raise DeadlineExceededError("the request did not finish preprocessing its images before its deadline") from None
+        return {spec.name: pixels for spec in graph.inputs}
+
     def _plan(self, feeds: dict[str, np.ndarray], requested: list[str]) -> list[GraphRunner]:
         runnable = self.engine.graphs_for(set(feeds))
         single = [g for g in runnable if len({s.modality for s in g.inputs}) == 1]
@@ -272,6 +299,14 @@ class ModelService:
             raise InputSpecError("the request has no inputs", hint="send at least one image or text")
         requested = requested or []
         deadline = deadline if deadline is not None else current_deadline(self.settings.request_timeout_s)
+        alone = self._runs_alone(inputs)
+        if alone is not None:
+            outputs = await self.batchers[alone.spec.name].run_alone(
+                functools.partial(self._image_feeds, alone, inputs.images, deadline),
+                remaining(deadline, "preprocessing and running its images"),
+            )
+            self.scorer.add_logits(outputs)
+            return InferResult(outputs)
         feeds, truncated, text_tokens = await self._features(inputs, deadline)
         graphs = self._plan(feeds, requested)
         timeout = remaining(deadline, "queueing for the model")

@@ -200,3 +200,118 @@ def test_under_load_the_batcher_waits_to_fill_batches():
 
     run_async(main())
     assert len(batches) < 16, batches
+
+
+def test_a_request_run_alone_is_prepared_and_run_in_one_trip_to_the_batchers_thread():
+    threads: list[str] = []
+    runs: list[tuple[str, int, int]] = []
+
+    def prepare():
+        threads.append(threading.current_thread().name)
+        return {"x": np.array([[3.0]], np.float32)}
+
+    def runner(feeds):
+        threads.append(threading.current_thread().name)
+        return {"y": feeds["x"] * 2}
+
+    async def main():
+        observer = BatchObserver(on_run=lambda graph, requests, rows, seconds: runs.append((graph, requests, rows)))
+        batcher = DynamicBatcher("g", runner, observer=observer)
+        assert not batcher.idle()  # not started: nothing may run
+        batcher.start()
+        assert batcher.idle()
+        result = await batcher.run_alone(prepare, 5)
+        idle_after = batcher.idle()
+        await batcher.stop()
+        return result, idle_after
+
+    result, idle_after = run_async(main())
+    assert float(result["y"][0, 0]) == 6.0
+    assert threads[0] == threads[1] and threads[0].startswith("mmship-g")  # the same thread: one trip
+    assert runs == [("g", 1, 1)] and idle_after
+
+
+def test_requests_arriving_while_one_runs_alone_queue_behind_it():
+    release = threading.Event()
+    order: list[str] = []
+
+    def runner(feeds):
+        order.append(f"run {int(feeds['x'][0, 0])}")
+        return {"y": feeds["x"]}
+
+    def slow_prepare():
+        release.wait(5)
+        order.append("prepared 0")
+        return {"x": np.array([[0.0]], np.float32)}
+
+    async def main():
+        batcher = DynamicBatcher("g", runner, max_batch_size=8, max_delay_ms=1)
+        batcher.start()
+        alone = asyncio.ensure_future(batcher.run_alone(slow_prepare, 5))
+        await asyncio.sleep(0.05)
+        busy = not batcher.idle()
+        queued = asyncio.ensure_future(batcher.submit({"x": np.array([[1.0]], np.float32)}, 5))
+        await asyncio.sleep(0.05)
+        release.set()
+        await asyncio.gather(alone, queued)
+        await batcher.stop()
+        return busy
+
+    assert run_async(main())  # not idle while it runs: the next request takes the queue
+    assert order == ["prepared 0", "run 0", "run 1"]
+
+
+def test_a_request_run_alone_past_its_deadline_fails_and_the_batcher_stays_busy_until_its_thread_is_done():
+    release = threading.Event()
+
+    def prepare():
+        release.wait(5)
+        return {"x": np.array([[1.0]], np.float32)}
+
+    async def main():
+        batcher = DynamicBatcher("g", lambda feeds: {"y": feeds["x"]})
+        batcher.start()
+        with pytest.raises(DeadlineExceededError):
+            await batcher.run_alone(prepare, 0.05)
+        busy = not batcher.idle()  # the thread still works on it: nothing else may run alone
+        release.set()
+        for _ in range(100):
+            if batcher.idle():
+                break
+            await asyncio.sleep(0.01)
+        idle = batcher.idle()
+        await batcher.stop()
+        return busy, idle
+
+    assert run_async(main()) == (True, True)
+
+
+def test_an_error_while_preparing_reaches_the_caller_and_leaves_the_batcher_idle():
+    def prepare():
+        raise ValueError("not an image")
+
+    async def main():
+        batcher = DynamicBatcher("g", lambda feeds: {"y": feeds["x"]})
+        batcher.start()
+        with pytest.raises(ValueError, match="not an image"):
+            await batcher.run_alone(prepare, 5)
+        await asyncio.sleep(0)
+        idle = batcher.idle()
+        await batcher.stop()
+        return idle
+
+    assert run_async(main())
+
+
+def test_after_a_batch_of_several_requests_none_runs_alone_until_traffic_is_light_again():
+    async def main():
+        batcher = DynamicBatcher("g", doubler([], delay=0.02), max_batch_size=8, max_delay_ms=20)
+        batcher.start()
+        await asyncio.gather(*(batcher.submit({"x": np.array([[i]], np.float32)}, 5) for i in range(4)))
+        after_batch = batcher.idle()  # the next one had better wait for company
+        await batcher.submit({"x": np.array([[1]], np.float32)}, 5)
+        after_lone = batcher.idle()
+        await batcher.stop()
+        return after_batch, after_lone
+
+    assert run_async(main()) == (False, True)
