@@ -113,6 +113,20 @@ def test_lowercase_is_applied_only_when_the_tokenizer_does_not(clip_tokenizer_di
     np.testing.assert_array_equal(tok(["A PHOTO"]).input_ids, tok(["a photo"]).input_ids)
 
 
+def test_lowercase_is_applied_by_mmship_when_the_tokenizer_has_no_lowercasing_normalizer(clip_tokenizer_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "no-lowercase"
+    shutil.copytree(clip_tokenizer_dir, folder)
+    data = json.loads((folder / "tokenizer.json").read_text())
+    data["normalizer"] = None
+    (folder / "tokenizer.json").write_text(json.dumps(data))
+    tok = TextTokenizer(folder, TextPreprocessSpec(max_length=16, lowercase=True))
+    assert tok.lowercase is True
+    np.testing.assert_array_equal(tok(["A PHOTO"]).input_ids, tok(["a photo"]).input_ids)
+    assert TextTokenizer(folder, TextPreprocessSpec(max_length=16, lowercase=False)).lowercase is False
+
+
 def test_errors(tmp_path, clip_tokenizer_dir):
     with pytest.raises(BundleError, match="no tokenizer.json") as info:
         TextTokenizer(tmp_path, TextPreprocessSpec(max_length=77))
