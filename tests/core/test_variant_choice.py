@@ -43,13 +43,13 @@ def _accuracy(int8_cosine: float, bf16_cosine: float) -> dict:
 class Rematch:
     """A head-to-head timing that answers given figures and records what it was asked."""
 
-    def __init__(self, first_ms: float, second_ms: float) -> None:
-        self.figures = (first_ms, second_ms)
-        self.calls: list[tuple[str, str]] = []
+    def __init__(self, *figures: float) -> None:
+        self.figures = list(figures)
+        self.calls: list[tuple[str, ...]] = []
 
-    def __call__(self, first: ExportedGraph, second: ExportedGraph) -> tuple[float, float]:
-        self.calls.append((first.precision, second.precision))
-        return self.figures
+    def __call__(self, close: list[ExportedGraph]) -> list[float]:
+        self.calls.append(tuple(g.precision for g in close))
+        return self.figures[: len(close)]
 
 
 def test_a_runner_up_far_behind_is_not_timed_again():
@@ -90,6 +90,22 @@ def test_equally_fast_variants_are_decided_by_accuracy_whichever_is_ahead(int8_m
     assert chosen["text"]["precision"] == "int8"  # the same rule from the other side
 
 
+def test_every_variant_close_to_the_fastest_joins_the_rematch():
+    graphs = {**GRAPHS, "int8": [_graph("onnxruntime", "int8")], "fp32": [_graph("onnxruntime", "fp32")]}
+    timing = {**_timing(40.0, 44.0), "int8": {"text": {"batch1": 2.0, "batch": 49.0, "batch_size": 16}},
+              "fp32": {"text": {"batch1": 2.0, "batch": 80.0, "batch_size": 16}}}
+    accuracy = {**_accuracy(0.999, 0.9999), "int8": {"outputs": {"text_embeds": {"mean_cosine": 0.998, "min_cosine": 0.99}}}}
+    rematch = Rematch(45.0, 47.0, 38.0)  # the third one timed one after the other is the fastest side by side
+    chosen = choose_fastest(graphs, timing, accuracy, rematch)
+    assert rematch.calls == [("int8", "bf16", "int8")]  # openvino int8, bf16, onnxruntime int8; fp32 far behind
+    text = chosen["text"]
+    assert (text["runtime"], text["precision"], text["batch_ms"]) == ("onnxruntime", "int8", 38.0)
+    # three within 3 % side by side: the most accurate of them
+    chosen = choose_fastest(graphs, timing, accuracy, Rematch(40.0, 41.0, 40.5))
+    assert chosen["text"]["precision"] == "bf16" and chosen["text"]["batch_ms"] == 41.0
+    assert "as fast as openvino int8, onnxruntime int8" in chosen["text"]["reason"]
+
+
 def test_one_timed_variant_is_chosen_without_a_rematch():
     rematch = Rematch(1.0, 1.0)
     timing = {"openvino-int8": _timing(40.0, 40.0)["openvino-int8"]}
@@ -125,16 +141,19 @@ class Session:
 
 def test_head_to_head_alternates_so_a_drift_falls_on_both(monkeypatch):
     clock, log = Clock(slowdown=0.05), []
-    costs = {"int8": 10.0, "bf16": 10.5}  # int8 is faster; the machine slows 5 % per call
+    costs = {"int8": 10.0, "bf16": 10.5, "fp32": 20.0}  # int8 is faster; the machine slows 5 % per call
     monkeypatch.setattr(variants_module, "time", clock)
     monkeypatch.setattr(
         sessions_module, "load_graph", lambda graph, threads=None: Session(graph.precision, costs[graph.precision], clock, log)
     )
     int8, bf16 = GRAPHS["openvino-int8"][0], GRAPHS["openvino-bf16"][0]
-    first_ms, second_ms = head_to_head(bf16, int8, 16, sessions=GraphSessions())
+    first_ms, second_ms = head_to_head([bf16, int8], 16, sessions=GraphSessions())
     assert log[:2] == ["bf16", "int8"]  # a warm-up call each
     assert log[2:] == ["bf16", "int8", "int8", "bf16"] * REMATCH_ROUNDS
     assert first_ms > second_ms  # bf16 is measured slower although it went first
+    log.clear()
+    head_to_head([int8, bf16, _graph("onnxruntime", "fp32")], 16, rounds=1, sessions=GraphSessions())
+    assert log == ["int8", "bf16", "fp32"] + ["int8", "bf16", "fp32", "fp32", "bf16", "int8"]  # in order, then reversed
     # the control: timed one after the other (four calls each, bf16 first) on a machine
     # drifting the same way, int8 comes out slower: the order is wrong
     clock.now, clock.calls = 0.0, 0

@@ -7,11 +7,11 @@ timed calls). The fastest at the serving batch is chosen per tower (batch 1 brea
 the figures go into the manifest with the choice.
 
 The variants are timed one after the other, and a shared machine's speed drifts between
-minutes (30-50 % on the VM of benchmarks/README.md), so a runner-up within
-:data:`REMATCH_WITHIN` of the fastest is timed again against it head to head
-(:func:`head_to_head`: calls alternating, so a drift falls on both alike). Two variants
-within :data:`TIE_WITHIN` of each other head to head are equally fast: the more accurate
-is chosen, so that two builds of one model on one machine choose alike.
+minutes (30-50 % on the VM of benchmarks/README.md), so the variants within
+:data:`REMATCH_WITHIN` of the fastest are timed again together, head to head
+(:func:`head_to_head`: calls alternating, so a drift falls on all alike). Those within
+:data:`TIE_WITHIN` of the fastest there are equally fast: the most accurate is chosen, so
+that two builds of one model on one machine choose alike.
 """
 
 from __future__ import annotations
@@ -27,16 +27,17 @@ from mmship.evaluation.feeds import example_feeds
 from mmship.evaluation.sessions import GraphSessions, session_for
 from mmship.evaluation.timing import median_latency_ms
 
-#: A runner-up at most this factor slower than the fastest (timed one after the other) is
-#: timed again against it head to head.
+#: Variants at most this factor slower than the fastest (timed one after the other) are
+#: timed again with it, head to head.
 REMATCH_WITHIN = 1.25
-#: Head to head, variants at most this factor apart are equally fast (accuracy decides).
+#: Head to head, variants at most this factor slower than the fastest are as fast as it
+#: (accuracy decides).
 TIE_WITHIN = 1.03
-#: Rounds of the head-to-head timing; each round calls a, b, b, a at the serving batch.
+#: Rounds of the head-to-head timing; each round calls a, b, c, c, b, a at the serving batch.
 REMATCH_ROUNDS = 3
 
-#: ``(fastest, runner-up) -> (ms per call of each)``, both timed at the serving batch together.
-Rematch = Callable[[ExportedGraph, ExportedGraph], tuple[float, float]]
+#: ``[fastest, close runners-up...] -> [ms per call of each]``, timed at the serving batch together.
+Rematch = Callable[[list[ExportedGraph]], list[float]]
 
 
 def time_graph(
@@ -60,23 +61,23 @@ def time_variant(
 
 
 def head_to_head(
-    first: ExportedGraph, second: ExportedGraph, batch_size: int, rounds: int = REMATCH_ROUNDS,
-    sessions: GraphSessions | None = None,
-) -> tuple[float, float]:
-    """Median ms per call of ``first`` and ``second`` at ``batch_size``, timed alternately
-    (after a warm-up call each, every round calls first, second, second, first): a drift of
-    the machine's speed during the timing falls on both alike."""
-    pair = [(session_for(g, sessions), example_feeds(g.inputs, batch=batch_size)) for g in (first, second)]
-    for session, feeds in pair:
+    graphs: list[ExportedGraph], batch_size: int, rounds: int = REMATCH_ROUNDS, sessions: GraphSessions | None = None
+) -> list[float]:
+    """Median ms per call of each of ``graphs`` at ``batch_size``, timed alternately (after
+    a warm-up call each, every round calls them in order and then in reverse: a, b, b, a):
+    a drift of the machine's speed during the timing falls on all alike."""
+    runs = [(session_for(g, sessions), example_feeds(g.inputs, batch=batch_size)) for g in graphs]
+    for session, feeds in runs:
         session.run(feeds)
-    times: tuple[list[float], list[float]] = ([], [])
+    times: list[list[float]] = [[] for _ in graphs]
+    order = [*range(len(graphs)), *reversed(range(len(graphs)))]
     for _ in range(rounds):
-        for which in (0, 1, 1, 0):
-            session, feeds = pair[which]
+        for which in order:
+            session, feeds = runs[which]
             start = time.perf_counter()
             session.run(feeds)
             times[which].append((time.perf_counter() - start) * 1000)
-    return round(float(np.median(times[0])), 3), round(float(np.median(times[1])), 3)
+    return [round(float(np.median(t)), 3) for t in times]
 
 
 def graph_accuracy(accuracy: dict[str, Any], key: str, graph: ExportedGraph) -> dict[str, float]:
@@ -109,24 +110,30 @@ def _settle(
     if len(ranked) == 1:
         return key, figures["batch"], f"the one verified variant timed (batch {batch})"
     reason = f"fastest of {len(ranked)} verified variants at batch {batch}"
-    other_key, other = ranked[1]
-    if rematch is None or other["batch"] > REMATCH_WITHIN * figures["batch"]:
+    close = [item for item in ranked if item[1]["batch"] <= REMATCH_WITHIN * figures["batch"]]
+    if rematch is None or len(close) == 1:
+        other_key, other = ranked[1]
         return key, figures["batch"], reason + (
             f" ({figures['batch']:.1f} ms; next {_label(graph(other_key))} {other['batch']:.1f} ms)")
-    first_ms, second_ms = rematch(graph(key), graph(other_key))
-    first, second = _label(graph(key)), _label(graph(other_key))
-    timed = (f"; one after the other {first} {figures['batch']:.1f} ms, {second} {other['batch']:.1f} ms; "
-             f"head to head {first} {first_ms:.1f} ms, {second} {second_ms:.1f} ms")
-    if max(first_ms, second_ms) <= TIE_WITHIN * min(first_ms, second_ms):
-        cosine = {k: graph_accuracy(accuracy, k, graph(k)).get("mean_cosine", 0.0) for k in (key, other_key)}
-        winner, loser = (other_key, key) if cosine[other_key] > cosine[key] else (key, other_key)
-        return winner, second_ms if winner == other_key else first_ms, (
-            f"as fast as {_label(graph(loser))} at batch {batch} (within {TIE_WITHIN - 1:.0%} head to head) and "
-            f"{'more' if cosine[winner] > cosine[loser] else 'as'} accurate (mean cosine {cosine[winner]:.5f} vs "
-            f"{cosine[loser]:.5f})" + timed)
-    if second_ms < first_ms:
-        return other_key, second_ms, f"fastest head to head of {len(ranked)} verified variants at batch {batch}" + timed
-    return key, first_ms, reason + timed
+    keys = [k for k, _ in close]
+    measured = dict(zip(keys, rematch([graph(k) for k in keys])))
+    timed = ("; one after the other " + ", ".join(f"{_label(graph(k))} {f['batch']:.1f} ms" for k, f in close)
+             + "; head to head " + ", ".join(f"{_label(graph(k))} {measured[k]:.1f} ms" for k in keys))
+    fastest = min(keys, key=lambda k: measured[k])
+    tied = [k for k in keys if measured[k] <= TIE_WITHIN * measured[fastest]]
+    if len(tied) > 1:
+        cosine = {k: graph_accuracy(accuracy, k, graph(k)).get("mean_cosine", 0.0) for k in tied}
+        winner = max(tied, key=lambda k: (cosine[k], -measured[k]))
+        others = [k for k in tied if k != winner]
+        more = all(cosine[winner] > cosine[k] for k in others)
+        return winner, measured[winner], (
+            f"as fast as {', '.join(_label(graph(k)) for k in others)} at batch {batch} (within {TIE_WITHIN - 1:.0%} "
+            f"head to head) and {'more' if more else 'as'} accurate (mean cosine {cosine[winner]:.5f} vs "
+            + ", ".join(f"{cosine[k]:.5f}" for k in others) + ")" + timed)
+    if fastest != key:
+        return fastest, measured[fastest], (
+            f"fastest head to head of {len(ranked)} verified variants at batch {batch}" + timed)
+    return key, measured[key], reason + timed
 
 
 def choose_fastest(
@@ -134,9 +141,10 @@ def choose_fastest(
     rematch: Rematch | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per tower, the timed variant fastest at the serving batch (then at batch 1), with
-    its figures and the runner-up in ``reason``. With ``rematch``, a runner-up within
-    :data:`REMATCH_WITHIN` is timed again against the fastest head to head, which decides;
-    equally fast there (:data:`TIE_WITHIN`), the more accurate is chosen."""
+    its figures and the runner-up in ``reason``. With ``rematch``, the variants within
+    :data:`REMATCH_WITHIN` of the fastest are timed again with it head to head, which
+    decides; of those as fast as the fastest there (:data:`TIE_WITHIN`), the most accurate
+    is chosen."""
     chosen: dict[str, dict[str, Any]] = {}
     towers = {g.name: g for items in graphs.values() for g in items}
     for tower in towers:

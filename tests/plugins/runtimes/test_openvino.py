@@ -87,15 +87,15 @@ def test_the_fastest_verified_variant_is_chosen_and_served_by_default(ov_bundle)
         timed = sorted((g for g in m.graphs if g.name == tower and g.timing_ms),
                        key=lambda g: (g.timing_ms["batch"], g.timing_ms["batch1"]))
         assert len(timed) == len([g for g in m.graphs if g.name == tower]) >= 4  # every variant measured
-        fastest, runner_up = timed[:2]
+        fastest = timed[0]
         key = variant_key(chosen.runtime, chosen.precision)
         served = next(g for g in timed if (g.runtime, g.precision) == (chosen.runtime, chosen.precision))
         assert chosen.batch_size == 16 and chosen.mean_cosine == served.accuracy["mean_cosine"]
-        close = runner_up.timing_ms["batch"] <= REMATCH_WITHIN * fastest.timing_ms["batch"]
-        assert (tower in rematches) == close  # a close runner-up, and only that, is timed again
-        if close:  # the head-to-head figures decide between the two
+        close = [g for g in timed if g.timing_ms["batch"] <= REMATCH_WITHIN * fastest.timing_ms["batch"]]
+        assert (tower in rematches) == (len(close) > 1)  # close calls, and only those, are timed again
+        if len(close) > 1:  # the head-to-head figures decide among them
             rematch = rematches[tower]
-            assert set(rematch["ms"]) == {variant_key(g.runtime, g.precision) for g in (fastest, runner_up)}
+            assert set(rematch["ms"]) == {variant_key(g.runtime, g.precision) for g in close}
             assert key in rematch["ms"] and chosen.batch_ms == rematch["ms"][key] and "head to head" in chosen.reason
         else:
             assert served == fastest and chosen.batch_ms == fastest.timing_ms["batch"] and "fastest of" in chosen.reason
@@ -317,9 +317,10 @@ def test_the_checks_load_each_graph_once_and_hold_one_variant_at_a_time(tiny_cli
     assert len(checks) == len(set(checks)) == 2 * len(variants), loaded  # every tower of every variant, once
     # then only a close call is loaded again: the two variants of one tower timed head to head
     # (the fp32 reference's sessions are kept throughout)
-    rematched = [key for r in bundle.report["head_to_head"] for key in r["ms"] if key != "fp32"]
-    assert len(loaded) == len(checks) + len(rematched)
-    assert max(held) <= 4  # the fp32 reference's two towers and one other variant's (or the rematched pair)
+    rematched = [[key for key in r["ms"] if key != "fp32"] for r in bundle.report["head_to_head"]]
+    assert len(loaded) == len(checks) + sum(len(keys) for keys in rematched)
+    # the fp32 reference's two towers and one other variant's, or one tower's close variants
+    assert max(held) <= 2 + max([2, *(len(keys) for keys in rematched)]) < 2 * len(variants)
     assert sorted(prepared) == [("input_ids", "attention_mask"), ("pixel_values",)]  # probe feeds once per tower
 
 

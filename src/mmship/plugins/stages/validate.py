@@ -6,8 +6,8 @@ A precision whose accuracy loss (1 - mean cosine to fp32 of its worst output) ex
 ``options.max_accuracy_loss`` stops the build with the figures and the ways out; an
 optional variant (``options.optional``: e.g. OpenVINO's, built by default) is left out
 instead, with the reason. The variants that passed are then timed (``options.timed``) and
-the fastest per tower is chosen; a runner-up close to the fastest is timed against it
-again head to head (:mod:`mmship.evaluation.variants`).
+the fastest per tower is chosen; variants close to the fastest are timed again with it,
+head to head (:mod:`mmship.evaluation.variants`).
 
 The variants are checked one at a time: the fp32 reference's sessions are loaded once and
 kept, each other variant's are loaded once for all its checks and released before the next
@@ -76,18 +76,18 @@ def _check_variant(
 
 def _rematch(options: ValidateOptions, sessions: GraphSessions, reference: list[ExportedGraph],
              record: list[dict[str, Any]]) -> Rematch:
-    """Times two close variants of a tower head to head at the serving batch, recording the
-    figures in ``record``; their sessions are loaded for it and released after it (the fp32
-    reference's are kept)."""
-    def rematch(first: ExportedGraph, second: ExportedGraph) -> tuple[float, float]:
-        sessions.preload([first, second])
+    """Times the close variants of a tower together, head to head at the serving batch,
+    recording the figures in ``record``; their sessions are loaded for it and released
+    after it (the fp32 reference's are kept)."""
+    def rematch(close: list[ExportedGraph]) -> list[float]:
+        sessions.preload(close)
         try:
-            first_ms, second_ms = head_to_head(first, second, options.timing_batch, sessions=sessions)
+            measured = head_to_head(close, options.timing_batch, sessions=sessions)
         finally:
-            sessions.release(g for g in (first, second) if g not in reference)
-        keys = [variant_key(g.runtime, g.precision) for g in (first, second)]
-        record.append({"tower": first.name, "batch_size": options.timing_batch, "ms": dict(zip(keys, (first_ms, second_ms)))})
-        return first_ms, second_ms
+            sessions.release(g for g in close if g not in reference)
+        keys = [variant_key(g.runtime, g.precision) for g in close]
+        record.append({"tower": close[0].name, "batch_size": options.timing_batch, "ms": dict(zip(keys, measured))})
+        return measured
 
     return rematch
 
@@ -98,7 +98,7 @@ def mmship_validate(
 ) -> dict[str, Any]:
     """Batch checks, padding verification and the accuracy report, budget enforced; then
     the variants in ``options.timed`` that passed are timed and the fastest per tower is
-    chosen (``chosen``; a close runner-up is timed against it again, figures in
+    chosen (``chosen``; variants close to the fastest are timed again with it, figures in
     ``head_to_head``). Optional variants that fail a check are listed in ``dropped``."""
     graphs = dict(graphs)
     sessions = GraphSessions()
