@@ -158,7 +158,7 @@ class DynamicBatcher:
         For a request that found the batcher :meth:`idle`: its preprocessing (``prepare``:
         decode, resize, normalise) and its graph run share one trip from the event loop to
         a thread and back, instead of one to the preprocessing pool and one here (one-image
-        answers ~1 ms sooner, benchmarks/README.md). Requests arriving meanwhile queue and
+        answers ~0.6 ms sooner at the median, benchmarks/README.md). Requests arriving meanwhile queue and
         batch as usual, behind it. Errors of ``prepare`` reach the caller as raised; the
         metrics see the graph run only.
         """
