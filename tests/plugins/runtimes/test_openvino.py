@@ -256,10 +256,17 @@ def test_inspect_shows_the_variants_table(ov_bundle):
     ov_int8 = [row for row in rows if row[1:3] == ["openvino", "int8"]]
     assert sorted(row[0].rstrip("*") for row in ov_int8) == ["image", "text"]
     assert all(float(row[5]) >= 0.99 and float(row[6]) > 0 for row in ov_int8)  # cosine, ms b1
-    chosen = Bundle.load(ov_bundle).manifest.chosen
-    for tower, c in chosen.items():
+    bundle = Bundle.load(ov_bundle)
+    for tower, c in bundle.manifest.chosen.items():
         assert f"served by default: {tower} on {c.runtime} {c.precision}" in result.output
         assert [row[1:3] for row in rows if row[0] == f"{tower}*"] == [[c.runtime, c.precision]]
+    # the head-to-head figure beside each variant that was timed again, "-" beside the others
+    rematched = {(r["tower"], key): ms for r in bundle.report["head_to_head"] for key, ms in r["ms"].items()}
+    variant_rows = [row for row in rows if len(row) == 10]  # the variants table's, not the others'
+    assert len(variant_rows) == len(bundle.manifest.graphs)
+    for row in variant_rows:
+        expected = rematched.get((row[0].rstrip("*"), variant_key(row[1], row[2])))
+        assert row[8] == (f"{expected:.1f}" if expected is not None else "-"), row
 
 
 def test_serving_openvino_variants_needs_no_build_side_package(ov_bundle):

@@ -82,6 +82,7 @@ def variants_table(loaded: Bundle) -> object:
     m, report = loaded.manifest, loaded.report
     sizes = {f: loaded.path(f).stat().st_size for f in m.files if f.startswith("graphs/")}
     optimize = report.get("optimize", {})
+    rematched = {(r.get("tower"), key): ms for r in report.get("head_to_head") or [] for key, ms in r.get("ms", {}).items()}
     rows = []
     for g in m.graphs:
         chosen = m.chosen.get(g.name)
@@ -94,12 +95,14 @@ def variants_table(loaded: Bundle) -> object:
             _num(g.accuracy.get("mean_cosine", "-"), 4),
             f"{timing['batch1']:.1f}" if "batch1" in timing else "-",
             f"{timing['batch']:.1f}" if "batch" in timing else "-",
+            _num(rematched.get((g.name, variant_key(g.runtime, g.precision)), "-"), 1),
             _optimize_text(optimize.get(f"{g.name}.{variant_key(g.runtime, g.precision)}")),
         ))
     batch = next((int(g.timing_ms["batch_size"]) for g in m.graphs if "batch_size" in g.timing_ms), None)
-    title = "graph variants (* served by default: the fastest verified here at build time)" if m.chosen else "graphs"
+    title = ("graph variants (* served by default: the fastest verified here at build time; h2h: close ones timed "
+             "again together)" if m.chosen else "graphs")
     return table(title, ["graph", "runtime", "prec", "MB", "load", "cosine", "ms b1",
-                         f"ms b{batch}" if batch else "ms batch", "opt"], rows)
+                         f"ms b{batch}" if batch else "ms batch", "h2h", "opt"], rows)
 
 
 def _optimize_text(figures: dict | None) -> str:
