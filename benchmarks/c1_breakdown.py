@@ -6,6 +6,8 @@ the whole ASGI app), sends N one-image ``POST /embed`` requests one after the ot
 keep-alive connection, and prints the round trip's median beside each step's median. With
 the small model of ``http_path.py --small`` the model costs ~1 ms, so what shows is the
 request's own path (issue 12: image p50 at c=1 within 3 ms of the engine's batch-1 time).
+At concurrency 1 a request now takes the one-trip path (``DynamicBatcher.run_alone``, see
+``c1_run_alone.py``): its row replaces those of the preprocessing pool and the batcher.
 
     .venv/bin/python benchmarks/http_path.py --small --work .bench     # builds .bench/bundle-small-int8
     .venv/bin/python benchmarks/c1_breakdown.py --bundle .bench/bundle-small-int8 --requests 300
@@ -14,19 +16,17 @@ request's own path (issue 12: image p50 at c=1 within 3 ms of the engine's batch
 from __future__ import annotations
 
 import argparse
-import base64
-import http.client
 import json
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from c1_client import one_image_server  # noqa: E402
 
 #: Run in the child: wrap the server's steps with timers, serve, write medians on SIGTERM.
 TIMED_SERVER = r'''
@@ -49,6 +49,7 @@ timed(ImagePreprocessor, "__call__", "preprocess (decode, resize, normalise)", F
 timed(service.ModelService, "_features", "preprocessing awaited (incl. the hop to the pool)", True)
 timed(engine.GraphRunner, "__call__", "graph run (engine)", False)
 timed(batcher.DynamicBatcher, "submit", "batcher (queue, hop to its thread, run)", True)
+timed(batcher.DynamicBatcher, "run_alone", "one trip to the batcher's thread (preprocess + graph run)", True)
 timed(service.ModelService, "infer", "model service (preprocessing + batcher)", True)
 make_endpoint = routes._endpoint
 def timed_endpoint(*a, **k):
@@ -78,38 +79,13 @@ def main() -> None:
     parser.add_argument("--bundle", type=Path, required=True)
     parser.add_argument("--requests", type=int, default=300)
     args = parser.parse_args()
-    from mmship.bench.loadgen import default_image
-    from mmship.serving.process import free_port, wait_ready
-
-    port = free_port()
     with tempfile.TemporaryDirectory() as scratch:
         steps = Path(scratch) / "steps.json"
-        log = Path(scratch) / "server.log"
-        child = subprocess.Popen(
-            [sys.executable, "-c", TIMED_SERVER, str(steps), str(args.bundle), "--port", str(port)],
-            stdout=log.open("wb"), stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_ready(f"http://127.0.0.1:{port}", child, 300, log)
-            body = json.dumps({"images": [base64.b64encode(default_image()).decode()]}).encode()
-            conn = http.client.HTTPConnection("127.0.0.1", port)
-
-            def round_trip() -> float:
-                start = time.perf_counter()
-                conn.request("POST", "/embed", body=body, headers={"content-type": "application/json"})
-                answer = conn.getresponse()
-                answer.read()
-                if answer.status != 200:
-                    raise SystemExit(f"the server answered {answer.status}")
-                return (time.perf_counter() - start) * 1000
-
+        with one_image_server(TIMED_SERVER, [str(steps), str(args.bundle)]) as round_trip:
             for _ in range(20):
                 round_trip()
             trips = [round_trip() for _ in range(args.requests)]
-        finally:
-            child.send_signal(signal.SIGTERM)
-            child.wait(30)
-        medians = json.loads(steps.read_text())
+        medians = json.loads(steps.read_text())  # written by the server when it was stopped
     print(f"| step (median of {args.requests} one-image requests, c=1) | ms |")
     print("|---|---|")
     print(f"| round trip (client: http.client, keep-alive) | {statistics.median(trips):.2f} |")

@@ -13,19 +13,15 @@ Prints the median and 90th percentile round trip of each, per round.
 from __future__ import annotations
 
 import argparse
-import base64
-import http.client
-import json
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from c1_client import one_image_server  # noqa: E402
 
 #: Run in the child: every other request may take the one-trip path, the rest may not.
 ALTERNATING_SERVER = r'''
@@ -48,43 +44,17 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="per round, both paths together")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    from mmship.bench.loadgen import default_image
-    from mmship.serving.process import free_port, wait_ready
-
-    port = free_port()
-    with tempfile.TemporaryDirectory() as scratch:
-        log = Path(scratch) / "server.log"
-        child = subprocess.Popen(
-            [sys.executable, "-c", ALTERNATING_SERVER, str(args.bundle), "--port", str(port)],
-            stdout=log.open("wb"), stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_ready(f"http://127.0.0.1:{port}", child, 300, log)
-            body = json.dumps({"images": [base64.b64encode(default_image()).decode()]}).encode()
-            conn = http.client.HTTPConnection("127.0.0.1", port)
-
-            def round_trip() -> float:
-                start = time.perf_counter()
-                conn.request("POST", "/embed", body=body, headers={"content-type": "application/json"})
-                answer = conn.getresponse()
-                answer.read()
-                if answer.status != 200:
-                    raise SystemExit(f"the server answered {answer.status}")
-                return (time.perf_counter() - start) * 1000
-
-            for _ in range(20):  # warm-up; an even count keeps the one-trip requests on even turns
-                round_trip()
-            print("| round | one trip p50 ms | usual path p50 ms | one trip p90 ms | usual path p90 ms |")
-            print("|---|---|---|---|---|")
-            for number in range(1, args.rounds + 1):
-                trips = [round_trip() for _ in range(args.requests)]
-                alone, usual = trips[0::2], trips[1::2]
-                print(f"| {number} | {statistics.median(alone):.2f} | {statistics.median(usual):.2f} | "
-                      f"{statistics.quantiles(alone, n=10)[-1]:.2f} | {statistics.quantiles(usual, n=10)[-1]:.2f} |",
-                      flush=True)
-        finally:
-            child.send_signal(signal.SIGTERM)
-            child.wait(30)
+    with one_image_server(ALTERNATING_SERVER, [str(args.bundle)]) as round_trip:
+        for _ in range(20):  # warm-up; an even count keeps the one-trip requests on even turns
+            round_trip()
+        print("| round | one trip p50 ms | usual path p50 ms | one trip p90 ms | usual path p90 ms |")
+        print("|---|---|---|---|---|")
+        for number in range(1, args.rounds + 1):
+            trips = [round_trip() for _ in range(args.requests)]
+            alone, usual = trips[0::2], trips[1::2]
+            print(f"| {number} | {statistics.median(alone):.2f} | {statistics.median(usual):.2f} | "
+                  f"{statistics.quantiles(alone, n=10)[-1]:.2f} | {statistics.quantiles(usual, n=10)[-1]:.2f} |",
+                  flush=True)
 
 
 if __name__ == "__main__":
