@@ -152,10 +152,16 @@ class DynamicBatcher:
         waiting for company. After a larger batch, requests batch again until one runs alone."""
         return self._queue is not None and self._queued_rows == 0 and self._inflight == 0 and self._last_rows <= 1
 
+    def can_run_alone(self, rows: int) -> bool:
+        """A request of ``rows`` rows may go through :meth:`run_alone` now: the batcher is
+        :meth:`idle` and the request fits one batch and the queue (larger ones take
+        :meth:`submit`, which splits nothing and refuses what the queue cannot hold)."""
+        return rows <= min(self.max_batch_size, self.max_queue_rows) and self.idle()
+
     async def run_alone(self, prepare: Callable[[], Arrays], timeout_s: float) -> Arrays:
         """Prepare one request's arrays and run them, both in the batcher's thread.
 
-        For a request that found the batcher :meth:`idle`: its preprocessing (``prepare``:
+        For a request that :meth:`can_run_alone`: its preprocessing (``prepare``:
         decode, resize, normalise) and its graph run share one trip from the event loop to
         a thread and back, instead of one to the preprocessing pool and one here (one-image
         answers ~0.6 ms sooner at the median, benchmarks/README.md). Requests arriving meanwhile queue and
@@ -177,9 +183,7 @@ class DynamicBatcher:
             outputs, rows, seconds = await asyncio.wait_for(asyncio.shield(future), timeout=timeout_s)
         except asyncio.TimeoutError:
             raise DeadlineExceededError(f"the {self.name} request did not finish within {timeout_s:.1f} s") from None
-        self._last_batch_seconds, self._last_rows = seconds, rows
-        self.observer.on_batch(self.name, rows, seconds)
-        self.observer.on_run(self.name, 1, rows, seconds)
+        self._record_run(1, rows, seconds)
         return outputs
 
     def _finished_alone(self, future: asyncio.Future[tuple[Arrays, int, float]]) -> None:
@@ -250,6 +254,12 @@ class DynamicBatcher:
             finally:
                 self._inflight -= 1
 
+    def _record_run(self, requests: int, rows: int, seconds: float) -> None:
+        """A successful graph run: what the next batch and Retry-After go by, and the observer."""
+        self._last_batch_seconds, self._last_rows = seconds, rows
+        self.observer.on_batch(self.name, rows, seconds)
+        self.observer.on_run(self.name, requests, rows, seconds)
+
     async def _run(self, loop: asyncio.AbstractEventLoop, live: list[_Pending]) -> None:
         start = time.perf_counter()
         try:
@@ -264,11 +274,8 @@ class DynamicBatcher:
                 await self._run(loop, [pending])
             return
         seconds = time.perf_counter() - start
-        self._last_batch_seconds = seconds
         rows = sum(p.rows for p in live)
-        self._last_rows = rows
-        self.observer.on_batch(self.name, rows, seconds)
-        self.observer.on_run(self.name, len(live), rows, seconds)
+        self._record_run(len(live), rows, seconds)
         offset = 0
         for pending in live:
             part = {name: value[offset : offset + pending.rows] for name, value in outputs.items()}

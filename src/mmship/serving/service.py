@@ -243,15 +243,13 @@ class ModelService:
         return feeds, truncated, text_tokens
 
     def _runs_alone(self, inputs: PayloadInputs) -> GraphRunner | None:
-        """The image graph a request of images only (at most a batch of them) may be
-        prepared and run through in one trip (:meth:`DynamicBatcher.run_alone`), when that
-        graph's batcher is idle; else ``None`` (the request takes the usual path)."""
+        """The image graph a request of images only may be prepared and run through in one
+        trip (:meth:`DynamicBatcher.run_alone`), when that graph's batcher can take it so
+        (:meth:`DynamicBatcher.can_run_alone`); else ``None`` (the request takes the usual path)."""
         graph = self._image_graph
         if graph is None or not inputs.images or inputs.texts or inputs.tensors:
             return None
-        if len(inputs.images) > self.max_batch_size or not self.batchers[graph.spec.name].idle():
-            return None
-        return graph
+        return graph if self.batchers[graph.spec.name].can_run_alone(len(inputs.images)) else None
 
     def _image_feeds(self, graph: GraphRunner, images: list[Any], deadline: float) -> dict[str, np.ndarray]:
         """``graph``'s feeds for ``images`` (run in the batcher's thread by :meth:`infer`);

@@ -315,3 +315,18 @@ def test_after_a_batch_of_several_requests_none_runs_alone_until_traffic_is_ligh
         return after_batch, after_lone
 
     assert run_async(main()) == (False, True)
+
+
+def test_a_request_larger_than_a_batch_or_the_queue_does_not_run_alone():
+    async def main():
+        roomy = DynamicBatcher("g", lambda feeds: feeds, max_batch_size=4, max_queue_rows=8)
+        tight = DynamicBatcher("t", lambda feeds: feeds, max_batch_size=8, max_queue_rows=2)
+        roomy.start()
+        tight.start()
+        verdicts = (roomy.can_run_alone(4), roomy.can_run_alone(5), tight.can_run_alone(2), tight.can_run_alone(3))
+        await roomy.stop()
+        await tight.stop()
+        return verdicts
+
+    # one past the batch, one past the queue: both take submit (which refuses the second)
+    assert run_async(main()) == (True, False, True, False)

@@ -103,3 +103,18 @@ def test_a_bad_image_run_alone_fails_only_itself(service, alone_calls):
     idle, answer = run(service, work)
     assert alone_calls == ["image", "image"] and idle
     assert answer.outputs["image_embeds"].shape[0] == 1
+
+
+def test_more_images_than_a_batch_take_the_usual_path(tiny_clip_bundle, alone_calls):
+    engine = Engine(Bundle.load(tiny_clip_bundle), precision="fp32", threads=1)
+    small_batches = ModelService(engine, ServerSettings(max_delay_ms=1, max_batch_size=1), ServerMetrics())
+
+    async def work():
+        one = await small_batches.infer(PayloadInputs(images=[CAT]))
+        idle = small_batches.batchers["image"].idle()
+        two = await small_batches.infer(PayloadInputs(images=[CAT, CAT]))
+        return one, idle, two
+
+    one, idle, two = run(small_batches, work)
+    assert one.outputs["image_embeds"].shape[0] == 1 and two.outputs["image_embeds"].shape[0] == 2
+    assert idle and alone_calls == ["image"]  # the single image only: the batcher was idle for both
