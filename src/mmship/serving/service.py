@@ -87,7 +87,9 @@ class ModelService:
             max_aspect_ratio=settings.max_aspect_ratio,
         )
         self.images = (
-            ImagePreprocessor(self.preprocess.image, limits=limits) if self.preprocess and self.preprocess.image else None
+            ImagePreprocessor(self.preprocess.image, limits=limits, jpeg_scaled_decode=settings.jpeg_scaled_decode)
+            if self.preprocess and self.preprocess.image
+            else None
         )
         self.tokenizer = (
             TextTokenizer(engine.bundle.path("processor"), self.preprocess.text)

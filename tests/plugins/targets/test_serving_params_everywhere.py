@@ -59,9 +59,12 @@ def test_local_target_passes_the_request_limits_and_runtime_to_the_server(tiny_c
     from mmship.plugins.targets.local import LocalSettings
 
     bundle = Bundle.load(tiny_clip_bundle)
-    target = LocalTarget(LocalSettings(latency_budget_ms=250, max_body_mb=4, max_items=8, runtime="onnxruntime"))
+    target = LocalTarget(LocalSettings(latency_budget_ms=250, max_body_mb=4, max_items=8, runtime="onnxruntime",
+                                       jpeg_scaled_decode=True))
     command = target.plan(bundle, DeployConfig.defaults("local")).settings["command"].split()
     given = {flag: command[command.index(flag) + 1] for flag in ("--latency-budget-ms", "--max-body-mb", "--max-items", "--runtime")}
     assert given == {"--latency-budget-ms": "250.0", "--max-body-mb": "4.0", "--max-items": "8", "--runtime": "onnxruntime"}
+    assert "--jpeg-scaled-decode" in command
     default = LocalTarget().plan(bundle, DeployConfig.defaults("local")).settings["command"].split()
     assert "--runtime" not in default and default[default.index("--max-items") + 1] == "256"
+    assert "--jpeg-scaled-decode" not in default

@@ -56,6 +56,10 @@ def mmship_register_commands(app: typer.Typer) -> None:
              _num(a.get("zero_shot_top1_agreement", "n/a"), 3))
             for p, a in accuracy.items()
         ]))
+        scaled = report.get("scaled_jpeg_decode")
+        if scaled:
+            console.print(f"JPEG scaled decode (serve --jpeg-scaled-decode), probe photos upscaled {scaled['upscaled']}x: "
+                          f"mean cosine {scaled['mean_cosine']:.5f}, min {scaled['min_cosine']:.5f} to full decoding (fp32)")
         scoring = Scorer.for_manifest(m).spec
         console.print(f"scoring: {scoring.kind}" + (
             f" of logit_scale {scoring.logit_scale:.4g} x cosine({scoring.image_embeds}, {scoring.text_embeds})"

@@ -51,6 +51,11 @@ def _add_serve(app: typer.Typer) -> None:
         max_image_pixels: int = typer.Option(40_000_000, "--max-image-pixels", help="Largest image (width x height), decoded and after resizing."),
         max_request_pixels: int = typer.Option(100_000_000, "--max-request-pixels", help="Pixels of all images of one request."),
         max_aspect_ratio: float = typer.Option(100.0, "--max-aspect-ratio", help="Longest over shortest side of an image."),
+        jpeg_scaled_decode: bool = typer.Option(
+            False, "--jpeg-scaled-decode",
+            help="Decode large JPEGs at 1/2, 1/4 or 1/8 scale, never below the model's input size: ~8x faster on "
+            "phone photos, not bit-identical to the HF processor (the build reports the embeddings' cosine).",
+        ),
         max_text_chars: int = typer.Option(100_000, "--max-text-chars", help="Characters of all texts of one request."),
         label_cache_size: int = typer.Option(
             10_000, "--label-cache-size", help="Label embeddings /classify and /rank keep between requests (0: no cache)."
@@ -80,6 +85,7 @@ def _add_serve(app: typer.Typer) -> None:
 
         from mmship.core.cli.console import console
         from mmship.core.errors import ConfigError
+        from mmship.evaluation.scaled_decode import describe_scaled_decode
         from mmship.serving.serve import build_server
         from mmship.serving.served_bundles import parse_precisions
         from mmship.serving.settings import ServerSettings, check_api_key
@@ -93,7 +99,7 @@ def _add_serve(app: typer.Typer) -> None:
                 host=host, port=port, precision=every_precision, runtime=runtime, max_batch_size=max_batch_size, max_delay_ms=max_delay_ms,
                 max_queue_rows=max_queue, request_timeout_s=timeout, latency_budget_ms=latency_budget_ms, max_body_bytes=int(max_body_mb * 1024 * 1024),
                 max_items_per_request=max_items, max_image_pixels=max_image_pixels, max_request_pixels=max_request_pixels,
-                max_aspect_ratio=max_aspect_ratio, max_request_text_chars=max_text_chars,
+                max_aspect_ratio=max_aspect_ratio, jpeg_scaled_decode=jpeg_scaled_decode, max_request_text_chars=max_text_chars,
                 label_cache_entries=label_cache_size, label_cache_bytes=int(label_cache_mb * 1024 * 1024),
                 threads=threads, accelerator=accelerator, api_key=api_key, insecure=insecure,
                 memory_log=str(memory_log_file) if memory_log else None, memory_log_interval_s=memory_log or 5.0,
@@ -107,6 +113,8 @@ def _add_serve(app: typer.Typer) -> None:
         for service in services:
             for note in service.engine.notes:
                 console.print(f"[yellow]note:[/] {service.name}: {note}")
+            if settings.jpeg_scaled_decode and service.images is not None:
+                console.print(f"[yellow]note:[/] {service.name}: {describe_scaled_decode(service.engine.bundle.report)}")
             default = " (default)" if len(services) > 1 and service is services[0] else ""
             console.print(
                 f"serving [bold]{service.name}[/]{default} (on {service.engine.accelerator}, graphs: "

@@ -1,6 +1,8 @@
 """Validate stage (plugin ``validate``): every graph runs at the batch sizes that matter,
 each precision's accuracy against fp32 is measured on the probe set of real photos and
-captions, and padding texts to the batch's longest is verified before it is recorded.
+captions, and padding texts to the batch's longest is verified before it is recorded;
+what decoding large JPEGs at a reduced scale does to the fp32 image embeddings is measured
+for ``mmship serve --jpeg-scaled-decode`` (:mod:`mmship.evaluation.scaled_decode`).
 
 A precision whose accuracy loss (1 - mean cosine to fp32 of its worst output) exceeds
 ``options.max_accuracy_loss`` stops the build with the figures and the ways out; an
@@ -24,6 +26,7 @@ from mmship.core.specs import ExportedGraph, PreprocessSpec
 from mmship.core.stages import BuildContext, ValidateOptions
 from mmship.core.variants import variant_key
 from mmship.evaluation.accuracy import AccuracyProbe, check_batches, verify_longest_padding
+from mmship.evaluation.scaled_decode import measure_scaled_decode
 from mmship.evaluation.sessions import GraphSessions
 from mmship.evaluation.variants import Rematch, choose_fastest, head_to_head, time_variant
 
@@ -99,7 +102,8 @@ def mmship_validate(
     """Batch checks, padding verification and the accuracy report, budget enforced; then
     the variants in ``options.timed`` that passed are timed and the fastest per tower is
     chosen (``chosen``; variants close to the fastest are timed again with it, figures in
-    ``head_to_head``). Optional variants that fail a check are listed in ``dropped``."""
+    ``head_to_head``). Optional variants that fail a check are listed in ``dropped``; the
+    fp32 image embeddings with JPEGs decoded at a reduced scale in ``scaled_jpeg_decode``."""
     graphs = dict(graphs)
     sessions = GraphSessions()
     reference = graphs["fp32"]
@@ -110,6 +114,9 @@ def mmship_validate(
     )
     preprocess = _padded(context.preprocess, figures["text_padding"])
     probe = AccuracyProbe(reference, preprocess, context.processor_dir, context.scoring, sessions)
+    scaled_decode = measure_scaled_decode(reference, preprocess.image, sessions)
+    if scaled_decode is not None:
+        figures["scaled_jpeg_decode"] = scaled_decode
     figures["accuracy"], figures["dropped"] = {}, {}
     timing: dict[str, Any] = {}
     for key in list(graphs):

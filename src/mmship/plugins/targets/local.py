@@ -54,6 +54,7 @@ class LocalSettings(BaseModel):
     max_body_mb: float = Field(32.0, gt=0, description="largest request body accepted (413 above it)")
     max_items: int = Field(256, ge=1, description="images + texts + raw-tensor rows per request")
     runtime: str | None = Field(None, description="inference runtime for every tower (default: the build's choice)")
+    jpeg_scaled_decode: bool = Field(False, description="decode large JPEGs at a reduced scale (faster, not bit-identical)")
     insecure: bool = False
     ready_timeout_s: float = Field(300.0, gt=0, description="how long a detached deploy waits for readiness")
 
@@ -91,6 +92,8 @@ class LocalTarget(Target):
             args += ["--precision", serving.precision, "--max-batch-size", str(serving.max_batch_size), "--max-delay-ms", str(serving.max_delay_ms)]
         if s.threads:
             args += ["--threads", str(s.threads)]
+        if s.jpeg_scaled_decode:
+            args.append("--jpeg-scaled-decode")
         if s.insecure:
             args.append("--insecure")
         return args
