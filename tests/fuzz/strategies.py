@@ -46,8 +46,9 @@ MODES = {
 
 @st.composite
 def encoded_images(draw: st.DrawFn) -> bytes:
-    """Encoded images: valid small ones in every wire format and mode, odd shapes, other
-    formats, truncations, flipped bytes, headers claiming any size, bytes with a magic prefix."""
+    """Encoded images: valid small ones in every wire format and mode, odd shapes, JPEGs
+    large enough for a scaled decode, other formats, truncations, flipped bytes, headers
+    claiming any size, bytes with a magic prefix."""
     kind = draw(st.sampled_from(["valid", "valid", "other-format", "truncated", "flipped", "header", "magic"]))
     if kind == "header":
         width, height = draw(st.integers(1, 2**31 - 1)), draw(st.integers(1, 2**31 - 1))
@@ -60,6 +61,8 @@ def encoded_images(draw: st.DrawFn) -> bytes:
     width, height = draw(st.integers(1, 48)), draw(st.integers(1, 48))
     if draw(st.booleans()):
         width = draw(st.sampled_from([1, 2, 300, 1500]))
+    if fmt == "JPEG" and draw(st.integers(0, 3)) == 0:  # large enough to be decoded at a reduced scale
+        width, height = draw(st.sampled_from([(448, 448), (1500, 900), (900, 1500)]))
     image = Image.new(mode, (width, height), draw(st.integers(0, 255)) if mode in ("L", "P", "1", "I;16") else None)
     buffer = io.BytesIO()
     image.save(buffer, format=fmt)

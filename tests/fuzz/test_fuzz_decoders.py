@@ -76,14 +76,13 @@ def test_rank_decoder(body):
     refused_or_decoded(decode_rank_request, body, JSON)
 
 
-PIPELINE = ImagePreprocessor(
-    SPECS["clip"], limits=ImageLimits(max_pixels=4_000_000, max_request_pixels=6_000_000, max_aspect_ratio=100)
-)
+LIMITS = ImageLimits(max_pixels=4_000_000, max_request_pixels=6_000_000, max_aspect_ratio=100)
+PIPELINES = {scaled: ImagePreprocessor(SPECS["clip"], limits=LIMITS, jpeg_scaled_decode=scaled) for scaled in (False, True)}
 
 
-@given(images=st.lists(encoded_images(), min_size=1, max_size=3))
-def test_image_pipeline(images):
-    pixels = refused_or_decoded(PIPELINE, images)
+@given(images=st.lists(encoded_images(), min_size=1, max_size=3), scaled=st.booleans())
+def test_image_pipeline(images, scaled):
+    pixels = refused_or_decoded(PIPELINES[scaled], images)
     if pixels is not None:
         assert pixels.shape == (len(images), 3, 224, 224) and pixels.dtype == np.float32
         assert np.isfinite(pixels).all()
