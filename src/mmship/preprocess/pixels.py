@@ -295,10 +295,10 @@ class ImagePreprocessor:
         return image
 
     def load(self, image: ImageInput, where: str = "image") -> Image.Image:
-        """A decoded, RGB image, its sizes checked before decoding."""
+        """A decoded, RGB image at its full size, its sizes checked before decoding."""
         opened = self.open(image, where)
         self.size_of(opened, where)
-        return self.rgb(opened, where, resize_target(opened.height, opened.width, self.spec))
+        return self.rgb(opened, where)
 
     def geometry(self, image: Image.Image, target: tuple[int, int] | None = None) -> np.ndarray:
         """Resize and crop an RGB image; returns uint8 HWC pixels.
