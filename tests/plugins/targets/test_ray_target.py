@@ -50,6 +50,18 @@ def test_plan_lists_every_mapped_setting(tiny_clip_bundle):
     assert "127.0.0.1:8123" in plan.summary
 
 
+def test_replicas_get_the_scaled_jpeg_decode_setting(tiny_clip_bundle, tiny_siglip_bundle):
+    from mmship.serving.settings import ServerSettings
+
+    bundle, config = Bundle.load(tiny_clip_bundle), deploy_config(1, 1)
+    for more in ([], [Bundle.load(tiny_siglip_bundle)]):
+        for scaled in (False, True):
+            target = RayTarget(RaySettings(jpeg_scaled_decode=scaled))
+            target.more_bundles = more
+            replica = {k: v for k, v in target._serving(bundle, config).items() if v is not None}
+            assert ServerSettings(**replica).jpeg_scaled_decode is scaled
+
+
 def test_look_back_must_exceed_the_metrics_interval():
     from pydantic import ValidationError
 

@@ -59,6 +59,7 @@ class RaySettings(BaseModel):
     look_back_period_s: float = Field(30.0, gt=0, description="must exceed metrics_interval_s")
     metrics_interval_s: float = Field(10.0, gt=0, description="how often replicas report load")
     threads: int | None = Field(None, ge=1, description="onnxruntime threads per replica session")
+    jpeg_scaled_decode: bool = Field(False, description="decode large JPEGs at a reduced scale (faster, not bit-identical)")
     blocking: bool | None = Field(None, description="keep the command attached (default: yes for a local Ray)")
     work_dir: str | None = None
     insecure: bool = Field(False, description="allow a non-loopback host without an API key")
@@ -140,11 +141,12 @@ class RayTarget(Target):
 
     def _serving(self, bundle: Bundle, config: DeployConfig) -> dict[str, Any]:
         serving = config.serving_params(bundle)
+        replica = {"threads": self.settings.threads, "jpeg_scaled_decode": self.settings.jpeg_scaled_decode}
         if self.more_bundles:  # each model keeps its own bundle's batching and precision (_precisions)
-            return {"threads": self.settings.threads}
+            return replica
         return {
             "precision": serving.precision, "max_batch_size": serving.max_batch_size,
-            "max_delay_ms": serving.max_delay_ms, "threads": self.settings.threads,
+            "max_delay_ms": serving.max_delay_ms, **replica,
         }
 
     def _precisions(self, bundle: Bundle, config: DeployConfig) -> dict[str, str] | None:
