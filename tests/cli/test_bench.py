@@ -119,6 +119,17 @@ def test_bench_a_bundle_folder_serves_it_for_the_run(tiny_clip_bundle, capsys):
         assert url == "http://127.0.0.1:9"
 
 
+def test_serve_args_reach_the_bundles_server_and_are_refused_with_a_url(tiny_clip_bundle, capsys):
+    """A 2 KB body limit makes the image requests 413s: the flag reached the served bundle."""
+    args = ["bench", str(tiny_clip_bundle), "--concurrency", "1", "--duration", "0.5", "--modality", "image"]
+    assert main([*args, "--serve-arg=--max-body-mb", "--serve-arg=0.002"]) == 1
+    assert "the server answered 413: request body of" in capsys.readouterr().err
+    assert main(args) == 0
+    assert "image c=1:" in capsys.readouterr().err
+    assert main(["bench", "http://127.0.0.1:9", "--serve-arg=--jpeg-scaled-decode"]) == 1
+    assert "already running with its own flags" in capsys.readouterr().err
+
+
 def test_level_result_maths():
     level = LevelResult("image", 4, 2.0, latencies_ms=[float(v) for v in range(1, 101)], errors=1)
     assert level.requests == 100 and level.rps == 50.0

@@ -39,7 +39,7 @@ def mmship_register_commands(app: typer.Typer) -> None:
 
     @app.command("bench")
     def bench(
-        target: str = typer.Argument(..., help="The server's base URL (a bundle folder: soon)."),
+        target: str = typer.Argument(..., help="The server's base URL, or a bundle folder (served on a loopback port for the run)."),
         concurrency: str = typer.Option("1,4,16", "--concurrency", "-c", help="Comma-separated concurrency levels."),
         duration: float = typer.Option(10.0, "--duration", "-d", help="Seconds per level."),
         modality: str = typer.Option("image,text", "--modality", help="image, text, or image,text."),
@@ -52,6 +52,10 @@ def mmship_register_commands(app: typer.Typer) -> None:
         max_requests: int | None = typer.Option(None, "--max-requests", help="Stop a level after this many requests."),
         plot: Path | None = typer.Option(None, "--plot", help="Save throughput and latency vs concurrency as a PNG."),
         json_path: Path | None = typer.Option(None, "--json", help="Save the raw results (every latency) as JSON."),
+        serve_args: list[str] = typer.Option(
+            [], "--serve-arg", metavar="FLAG",
+            help="A `mmship serve` argument for a bundle folder served for the run, e.g. --serve-arg=--jpeg-scaled-decode (repeatable).",
+        ),
     ) -> None:
         """Measure req/s and p50/p95/p99 latency at each concurrency level, per modality."""
         from mmship.bench.loadgen import BenchPlan, bench_url
@@ -67,7 +71,7 @@ def mmship_register_commands(app: typer.Typer) -> None:
         plan.validate()
         levels = len(plan.concurrency) * len(plan.modalities)
         err_console.print(f"bench: {levels} levels x {duration:g} s ({protocol})")
-        with resolve_target(target, api_key=api_key) as url:
+        with resolve_target(target, api_key=api_key, serve_args=serve_args) as url:
             result = bench_url(
                 url, plan,
                 on_level=lambda lv: err_console.print(
