@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import io
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from mmship.core.errors import InputSpecError
@@ -45,6 +48,30 @@ def test_base64_leniency(jpeg):
     assert decode_base64(wrapped, "x") == jpeg
     assert decode_base64(text.rstrip("="), "x") == jpeg
     assert decode_base64(base64.urlsafe_b64encode(jpeg).decode(), "x") == jpeg
+
+
+def _tolerant_stdlib(text: str) -> bytes:
+    """The documented leniency, with the standard library's strict decoder: whitespace
+    dropped, URL-safe letters mapped, padding completed."""
+    compact = "".join(text.split()).replace("-", "+").replace("_", "/")
+    return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
+
+
+@given(st.binary(max_size=64), st.text(alphabet="AQgw+/-_= \n\tZz09é\x00", max_size=40), st.integers(0, 3))
+@settings(max_examples=400, deadline=None)
+def test_the_fast_decoder_answers_as_the_tolerant_standard_one(data, noise, form):
+    """Canonical, URL-safe, unpadded, wrapped encodings and arbitrary text: the same bytes,
+    or an error exactly when the standard library's tolerant decoding refuses too."""
+    text = [base64.b64encode(data).decode(), base64.urlsafe_b64encode(data).decode(),
+            base64.b64encode(data).decode().rstrip("="), noise][form]
+    for candidate in (text, text[:4] + " \n" + text[4:], noise + text):
+        try:
+            expected = _tolerant_stdlib(candidate)
+        except (ValueError, binascii.Error):
+            with pytest.raises(InputSpecError, match="is not valid base64"):
+                decode_base64(candidate, "x")
+        else:
+            assert decode_base64(candidate, "x") == expected
 
 
 def test_data_uri_round_trip(png):
