@@ -98,6 +98,10 @@ def test_serve_passes_every_bundle_name_and_precision(tiny_clip_bundle, monkeypa
     assert main(args) == 1
     assert seen["bundles"] == [f"a={tiny_clip_bundle}", f"b={tiny_clip_bundle}"]
     assert (seen["settings"].precision, seen["precisions"], seen["run_slots"]) == ("int8", {"b": "fp32"}, 0)
+    assert seen["settings"].streams == 1
+    assert main([*args, "--streams", "2"]) == 1
+    assert seen["settings"].streams == 2
+    assert main([*args, "--streams", "0"]) == 2  # refused by the flag's bound, before any bundle is loaded
 
 
 def test_the_run_gate_lets_one_graph_run_at_a_time():

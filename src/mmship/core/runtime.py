@@ -82,6 +82,11 @@ class InferenceRuntime(ABC):
     #: bundle's verified reader; a runtime without it is given the path only and opens the
     #: file itself after the bundle was verified.
     reads_verified_bytes: ClassVar[bool] = False
+    #: True when :meth:`load` takes ``streams``: a session that runs that many calls at once
+    #: from different threads, each on its share of ``threads`` (OpenVINO's streams). The
+    #: server then runs that many batches of the graph at once (``mmship serve --streams``);
+    #: a runtime without it runs one batch at a time with every thread.
+    supports_streams: ClassVar[bool] = False
 
     @classmethod
     def graph_files(cls, path: Path) -> list[Path]:
@@ -128,4 +133,8 @@ class InferenceRuntime(ABC):
             outside the bundle or not listed in it raises
             :class:`~mmship.core.errors.BundleError`). The runtime builds its session from
             those bytes and opens no file itself.
+
+        Runtimes with :attr:`supports_streams` also take ``streams: int``: how many calls
+        the session serves at once, ``threads`` split between them (1: one call at a
+        time with every thread).
         """

@@ -14,6 +14,8 @@ load and stay at one request when traffic is light.
 * A request that finds the batcher idle may be prepared and run in one trip to its thread
   (:meth:`DynamicBatcher.run_alone`): at concurrency 1 there is no company to wait for,
   and its preprocessing need not make a trip of its own to the preprocessing pool.
+* With ``concurrency`` N > 1 (a session with N streams, ``mmship serve --streams``), up to
+  N batches run at once, each in its own thread; the next batch fills while they run.
 """
 
 from __future__ import annotations
@@ -84,7 +86,11 @@ class DynamicBatcher:
         max_queue_rows: int = 512,
         stacker: Stacker = stack_rows,
         observer: BatchObserver | None = None,
+        concurrency: int = 1,
     ) -> None:
+        """
+        :param concurrency: batches run at once (the session's streams; 1: one at a time).
+        """
         self.name = name
         self.runner = runner
         self.max_batch_size = max_batch_size
@@ -96,7 +102,10 @@ class DynamicBatcher:
         self._queued_rows = 0
         self._inflight = 0
         self._task: asyncio.Task[None] | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"mmship-{name}")
+        self.concurrency = max(1, concurrency)
+        self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=f"mmship-{name}")
+        self._slots: asyncio.Semaphore | None = None
+        self._running: set[asyncio.Task[None]] = set()
         self._last_batch_seconds = 0.05
         self._last_rows = 0
 
@@ -108,6 +117,7 @@ class DynamicBatcher:
     def start(self) -> None:
         """Start the worker on the running event loop."""
         self._queue = asyncio.Queue()
+        self._slots = asyncio.Semaphore(self.concurrency)
         self._task = asyncio.get_running_loop().create_task(self._work(), name=f"batcher-{self.name}")
 
     async def stop(self) -> None:
@@ -234,9 +244,17 @@ class DynamicBatcher:
             self._queue.put_nowait(item)
 
     async def _work(self) -> None:
+        """Take a run slot, collect a batch, run it in a task; with one slot, one batch at a
+        time (the next is collected once the last has run)."""
+        assert self._slots is not None
         loop = asyncio.get_running_loop()
         while True:
-            batch = await self._collect()
+            await self._slots.acquire()
+            try:
+                batch = await self._collect()
+            except BaseException:
+                self._slots.release()
+                raise
             now = time.monotonic()
             live = []
             for pending in batch:
@@ -247,12 +265,20 @@ class DynamicBatcher:
                     continue
                 live.append(pending)
             if not live:
+                self._slots.release()
                 continue
             self._inflight += 1
-            try:
-                await self._run(loop, live)
-            finally:
-                self._inflight -= 1
+            task = loop.create_task(self._run_in_slot(loop, live))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run_in_slot(self, loop: asyncio.AbstractEventLoop, live: list[_Pending]) -> None:
+        assert self._slots is not None
+        try:
+            await self._run(loop, live)
+        finally:
+            self._inflight -= 1
+            self._slots.release()
 
     def _record_run(self, requests: int, rows: int, seconds: float) -> None:
         """A successful graph run: what the next batch and Retry-After go by, and the observer."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,8 @@ class GraphRunner:
     gate: threading.BoundedSemaphore | None = None
     #: The manifest entry loaded (file, precision, runtime, load options, build figures).
     file: GraphFile | None = None
+    #: Calls the session serves at once (its runtime's streams; 1: one at a time).
+    streams: int = 1
 
     @property
     def precision(self) -> str:
@@ -65,21 +68,30 @@ def choose_accelerator(asked: str | None, bundle_default: str, runtime: Inferenc
     return bundle_default, []
 
 
+def graph_streams(runtime: InferenceRuntime, streams: int) -> int:
+    """The streams a graph of ``runtime`` gets when ``streams`` are asked for: 1 where the
+    runtime has none (:attr:`~mmship.core.runtime.InferenceRuntime.supports_streams`)."""
+    return streams if runtime.supports_streams else 1
+
+
 def _load_towers(
     bundle: Bundle, graph_specs: list[GraphSpec], files: dict[str, GraphFile], runtimes: dict[str, InferenceRuntime],
-    threads: int, accelerator: str,
+    threads: int, accelerator: str, streams: int = 1,
 ) -> dict[str, GraphSession]:
     """One session per tower, the towers loaded in threads (compiling two full-size OpenVINO
     towers: 2.8-3.2 s one after the other, 1.5-1.7 s together; onnxruntime 3.3 -> 2.3 s).
-    Runtimes that can are handed the bytes that were hashed, never a path to reopen."""
+    Runtimes that can are handed the bytes that were hashed, never a path to reopen, and
+    ``streams`` where they have them."""
 
     def load(graph_spec: GraphSpec) -> GraphSession:
         file = files[graph_spec.name]
         runtime = runtimes[file.runtime]
-        verified = {"read": bundle.read} if runtime.reads_verified_bytes else {}
+        extra: dict[str, Any] = {"read": bundle.read} if runtime.reads_verified_bytes else {}
+        if graph_streams(runtime, streams) > 1:
+            extra["streams"] = streams
         return runtime.load(
             bundle.path(file.file), threads=threads, accelerator=accelerator,
-            options=file.runtime_options or None, **verified,
+            options=file.runtime_options or None, **extra,
         )
 
     sessions = map_in_threads(load, graph_specs, name="mmship-load")
@@ -93,9 +105,12 @@ class Engine:
         self, bundle: Bundle, precision: str | None = None, threads: int | None = None, accelerator: str | None = None,
         gate: threading.BoundedSemaphore | None = None,
         runtime: str | None = None,
+        streams: int = 1,
     ) -> None:
         """:param gate: graph runs of this engine pass it (shared by the engines of one
-            process serving several models, see :mod:`mmship.serving.served_bundles`)."""
+            process serving several models, see :mod:`mmship.serving.served_bundles`).
+        :param streams: batches each graph runs at once, on runtimes with streams (the
+            threads split between them); graphs of other runtimes run one at a time."""
         manifest = bundle.manifest
         if not manifest.graphs:
             raise BundleError(
@@ -116,7 +131,12 @@ class Engine:
         self.notes = [*selection.notes, *notes]
         specs = {s.name: s for s in (*manifest.inputs, *manifest.outputs)}
         self.graphs: dict[str, GraphRunner] = {}
-        sessions = _load_towers(bundle, manifest.graph_specs, files, loaded, self.threads, self.accelerator)
+        sessions = _load_towers(bundle, manifest.graph_specs, files, loaded, self.threads, self.accelerator, streams)
+        single = sorted({f.runtime for f in files.values() if graph_streams(loaded[f.runtime], streams) < streams})
+        if streams > 1 and single:
+            self.notes.append(
+                f"--streams {streams}: {', '.join(single)} has no streams; its graphs run one batch at a time"
+            )
         for graph_spec in manifest.graph_specs:
             file = files[graph_spec.name]
             self.graphs[graph_spec.name] = GraphRunner(
@@ -127,6 +147,7 @@ class Engine:
                 runtime=file.runtime,
                 gate=gate,
                 file=file,
+                streams=graph_streams(loaded[file.runtime], streams),
             )
 
     @property

@@ -51,7 +51,7 @@ def build_engines(
     return [
         (name, Engine(
             bundle, precision=(precisions or {}).get(name, settings.precision), threads=settings.threads,
-            accelerator=settings.accelerator, gate=gate, runtime=settings.runtime,
+            accelerator=settings.accelerator, gate=gate, runtime=settings.runtime, streams=settings.streams,
         ))
         for name, bundle in loaded
     ]

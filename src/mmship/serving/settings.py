@@ -84,6 +84,10 @@ class ServerSettings(BaseModel):
     label_cache_bytes: int = Field(DEFAULT_MAX_BYTES, ge=0, description="bytes the label-embedding cache may hold")
     preprocess_workers: int = Field(2, ge=1)
     threads: int | None = Field(None, ge=1, description="onnxruntime threads per session")
+    streams: int = Field(
+        1, ge=1, le=64,
+        description="batches each graph runs at once, the threads split between them (OpenVINO graphs; 1: one batch on every thread)",
+    )
     accelerator: str | None = Field(None, description="cpu, cuda or tensorrt (default: the bundle's, if present)")
     api_key: SecretStr | None = None
     insecure: bool = False

@@ -198,6 +198,42 @@ def test_served_over_http_with_the_same_answers(ov_bundle):
     np.testing.assert_allclose(answers["openvino"], answers["onnxruntime"], rtol=1e-4, atol=1e-5)
 
 
+def test_streams_split_openvino_graphs_and_leave_onnxruntime_graphs_one_at_a_time(ov_bundle):
+    bundle = Bundle.load(ov_bundle)
+    for streams, hint in ((1, "LATENCY"), (2, "THROUGHPUT")):
+        engine = Engine(bundle, runtime="openvino", precision="int8", threads=2, streams=streams)
+        for runner in engine.graphs.values():
+            compiled = runner.session.compiled
+            assert runner.streams == streams
+            assert (compiled.get_property("NUM_STREAMS"), str(compiled.get_property("PERFORMANCE_HINT"))) == (streams, hint)
+        assert not any("streams" in note for note in engine.notes)
+    ort = Engine(bundle, runtime="onnxruntime", precision="fp32", streams=2)
+    assert {runner.streams for runner in ort.graphs.values()} == {1}
+    assert any("onnxruntime has no streams; its graphs run one batch at a time" in note for note in ort.notes)
+
+
+def test_a_server_with_two_streams_answers_as_one_with_one(ov_bundle):
+    import asyncio
+
+    import httpx
+
+    from tests.helpers.servers import running_server
+
+    texts = [f"a photo of {n} cats" for n in range(12)]
+
+    async def concurrently(url: str) -> list[list[float]]:
+        async with httpx.AsyncClient(timeout=30) as client:
+            answers = await asyncio.gather(*(client.post(f"{url}/embed", json={"texts": [t]}) for t in texts))
+        assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+        return [a.json()["text_embeds"][0] for a in answers]
+
+    answers = {}
+    for streams in (1, 2):
+        with running_server(ov_bundle, runtime="openvino", precision="fp32", streams=streams, max_batch_size=2) as url:
+            answers[streams] = np.array(asyncio.run(concurrently(url)))
+    np.testing.assert_allclose(answers[2], answers[1], rtol=1e-4, atol=1e-5)
+
+
 def test_naming_a_runtime_and_precision_builds_and_times_only_that(tiny_clip_dir, tmp_path):
     path = build(BuildRequest(
         source=str(tiny_clip_dir), out=tmp_path / "b", runtimes=["openvino"], precisions=["int8"],

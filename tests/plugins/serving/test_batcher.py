@@ -330,3 +330,60 @@ def test_a_request_larger_than_a_batch_or_the_queue_does_not_run_alone():
 
     # one past the batch, one past the queue: both take submit (which refuses the second)
     assert run_async(main()) == (True, False, True, False)
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_a_batcher_with_n_streams_runs_n_batches_at_once(concurrency):
+    """Two batches meet inside the runner only when the batcher runs two at once; with one
+    slot the second waits for the first (the control: the meeting times out)."""
+    meeting = threading.Barrier(2, timeout=1.0)
+    met, lock = [], threading.Lock()
+    entered = threading.Event()
+
+    def runner(feeds):
+        if not entered.is_set():
+            entered.set()
+            try:
+                meeting.wait()
+                with lock:
+                    met.append(True)
+            except threading.BrokenBarrierError:
+                pass
+        else:
+            try:
+                meeting.wait()
+            except threading.BrokenBarrierError:
+                pass
+        return {"y": feeds["x"] * 2}
+
+    async def main():
+        batcher = DynamicBatcher("g", runner, max_batch_size=1, max_delay_ms=0, concurrency=concurrency)
+        batcher.start()
+        results = await asyncio.gather(*(batcher.submit({"x": np.full((1, 1), i, np.float32)}, 10) for i in range(4)))
+        await batcher.stop()
+        return results
+
+    results = run_async(main())
+    assert [float(r["y"][0, 0]) for r in results] == [0.0, 2.0, 4.0, 6.0]
+    assert bool(met) is (concurrency == 2)
+
+
+def test_with_two_streams_a_failing_batch_still_fails_only_its_request():
+    async def main():
+        batcher = DynamicBatcher("g", doubler([], delay=0.01), max_batch_size=2, max_delay_ms=5, concurrency=2)
+        batcher.start()
+        values = [1.0, -1.0, 2.0, 3.0, 4.0, 5.0]
+        outcomes = await asyncio.gather(
+            *(batcher.submit({"x": np.full((1, 1), v, np.float32)}, 5) for v in values), return_exceptions=True
+        )
+        after = await batcher.submit({"x": np.full((1, 1), 7.0, np.float32)}, 5)  # both slots were given back
+        await batcher.stop()
+        return values, outcomes, after
+
+    values, outcomes, after = run_async(main())
+    for value, outcome in zip(values, outcomes):
+        if value < 0:
+            assert isinstance(outcome, ValueError)
+        else:
+            assert float(outcome["y"][0, 0]) == 2 * value
+    assert float(after["y"][0, 0]) == 14.0

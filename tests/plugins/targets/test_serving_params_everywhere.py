@@ -67,4 +67,6 @@ def test_local_target_passes_the_request_limits_and_runtime_to_the_server(tiny_c
     assert "--jpeg-scaled-decode" in command
     default = LocalTarget().plan(bundle, DeployConfig.defaults("local")).settings["command"].split()
     assert "--runtime" not in default and default[default.index("--max-items") + 1] == "256"
-    assert "--jpeg-scaled-decode" not in default
+    assert "--jpeg-scaled-decode" not in default and "--streams" not in default
+    streams = LocalTarget(LocalSettings(streams=2)).plan(bundle, DeployConfig.defaults("local")).settings["command"].split()
+    assert streams[streams.index("--streams") + 1] == "2"

@@ -62,6 +62,11 @@ def _add_serve(app: typer.Typer) -> None:
         ),
         label_cache_mb: float = typer.Option(64.0, "--label-cache-mb", help="Memory the label-embedding cache may use."),
         threads: int | None = typer.Option(None, "--threads", help="Threads per graph session (default: all cores)."),
+        streams: int = typer.Option(
+            1, "--streams", min=1,
+            help="Batches each OpenVINO graph runs at once, the threads split between them (throughput under load, "
+            "at some cost to a lone request's latency); onnxruntime graphs run one at a time.",
+        ),
         run_slots: int | None = typer.Option(
             None, "--run-slots", min=0,
             help="Graph runs at once across all models (default 0: no limit, measured fastest on 2 cores; 1: one at a time).",
@@ -101,7 +106,7 @@ def _add_serve(app: typer.Typer) -> None:
                 max_items_per_request=max_items, max_image_pixels=max_image_pixels, max_request_pixels=max_request_pixels,
                 max_aspect_ratio=max_aspect_ratio, jpeg_scaled_decode=jpeg_scaled_decode, max_request_text_chars=max_text_chars,
                 label_cache_entries=label_cache_size, label_cache_bytes=int(label_cache_mb * 1024 * 1024),
-                threads=threads, accelerator=accelerator, api_key=api_key, insecure=insecure,
+                threads=threads, streams=streams, accelerator=accelerator, api_key=api_key, insecure=insecure,
                 memory_log=str(memory_log_file) if memory_log else None, memory_log_interval_s=memory_log or 5.0,
                 url_fetch=url_fetch,
             )

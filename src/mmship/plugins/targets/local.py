@@ -48,6 +48,7 @@ class LocalSettings(BaseModel):
     detach: bool = False
     deployment_name: str | None = Field(None, description="name of a detached deployment (default: the bundle's)")
     threads: int | None = Field(None, ge=1)
+    streams: int = Field(1, ge=1, description="batches each OpenVINO graph runs at once (mmship serve --streams)")
     max_queue: int = Field(256, ge=1)
     timeout_s: float = Field(30.0, gt=0)
     latency_budget_ms: float = Field(1000.0, gt=0, description="estimated latency above which a request is refused at arrival")
@@ -92,6 +93,8 @@ class LocalTarget(Target):
             args += ["--precision", serving.precision, "--max-batch-size", str(serving.max_batch_size), "--max-delay-ms", str(serving.max_delay_ms)]
         if s.threads:
             args += ["--threads", str(s.threads)]
+        if s.streams > 1:
+            args += ["--streams", str(s.streams)]
         if s.jpeg_scaled_decode:
             args.append("--jpeg-scaled-decode")
         if s.insecure:
