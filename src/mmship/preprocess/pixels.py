@@ -32,6 +32,7 @@ bit-identical to the HF processor's, and costs one gather per pixel.
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Sequence
 from typing import Union
 
@@ -65,6 +66,14 @@ _DECODE_HINT = "send the complete file of a JPEG, PNG or WebP image (base64 in J
 
 
 # --- decoding -----------------------------------------------------------------------
+
+
+def silence_pillow_bomb_warnings() -> None:
+    """Ignore Pillow's ``DecompressionBombWarning`` in this process. For a server: its own
+    caps (``max_image_pixels``, checked on every header) refuse large images with a 4xx,
+    and Pillow's warning, whose text holds each image's size, would let any client add a
+    line to the server's log per request (the default filter prints each new message)."""
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def _describe_start(data: bytes) -> str:

@@ -62,6 +62,9 @@ def served_pairs(served: Served) -> list[tuple[str, Engine]]:
 def create_app(served: Served, settings: ServerSettings) -> FastAPI:
     """An app serving one bundle's model, or several under their names (each with its own
     service: preprocessing, batchers, precision, queue bounds and metrics label)."""
+    from mmship.preprocess.pixels import silence_pillow_bomb_warnings
+
+    silence_pillow_bomb_warnings()  # the server's own caps refuse large images
     metrics = ServerMetrics()
     services = []
     for name, engine in served_pairs(served):

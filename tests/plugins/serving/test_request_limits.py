@@ -198,3 +198,16 @@ def test_a_body_that_never_finishes_arriving_is_a_408(hurried):
     assert "did not arrive within 1 s" in reply
     assert time.monotonic() - start < 5
     still_serving(hurried)
+
+
+def test_pillows_bomb_warnings_do_not_reach_the_servers_log(tiny_clip_bundle):
+    """PNG headers of 90-178 M pixels: Pillow warns on opening each (a new message per
+    size, so the default filter would print every one), the server's cap refuses each."""
+    import warnings
+
+    with running_server(tiny_clip_bundle, precision="int8") as url, warnings.catch_warnings(record=True) as caught:
+        for extra in range(4):
+            answer = httpx.post(f"{url}/embed", json={"images": [b64(png_header_only(10_000 + extra, 9_500))]}, timeout=30)
+            assert answer.status_code == 400 and "more than the cap" in answer.text
+        still_serving(url)
+    assert [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)] == []
