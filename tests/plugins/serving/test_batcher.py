@@ -336,7 +336,7 @@ def test_a_request_larger_than_a_batch_or_the_queue_does_not_run_alone():
 def test_a_batcher_with_n_streams_runs_n_batches_at_once(concurrency):
     """Two batches meet inside the runner only when the batcher runs two at once; with one
     slot the second waits for the first (the control: the meeting times out)."""
-    meeting = threading.Barrier(2, timeout=1.0)
+    meeting = threading.Barrier(2, timeout=3.0)
     met, lock = [], threading.Lock()
     entered = threading.Event()
 
