@@ -87,12 +87,16 @@ class DynamicBatcher:
         stacker: Stacker = stack_rows,
         observer: BatchObserver | None = None,
         concurrency: int = 1,
+        alone_runner: Runner | None = None,
     ) -> None:
         """
         :param concurrency: batches run at once (the session's streams; 1: one at a time).
+        :param alone_runner: what :meth:`run_alone` runs a lone request with (default:
+            ``runner``; with streams, a session on every thread).
         """
         self.name = name
         self.runner = runner
+        self.alone_runner = alone_runner or runner
         self.max_batch_size = max_batch_size
         self.max_delay = max_delay_ms / 1000
         self.max_queue_rows = max_queue_rows
@@ -172,8 +176,8 @@ class DynamicBatcher:
         """Prepare one request's arrays and run them, both in the batcher's thread.
 
         For a request that :meth:`can_run_alone`: its preprocessing (``prepare``:
-        decode, resize, normalise) and its graph run share one trip from the event loop to
-        a thread and back, instead of one to the preprocessing pool and one here (one-image
+        decode, resize, normalise) and its graph run (on ``alone_runner``) share one trip
+        from the event loop to a thread and back, instead of one to the preprocessing pool and one here (one-image
         answers ~0.6 ms sooner at the median, benchmarks/README.md). Requests arriving meanwhile queue and
         batch as usual, behind it. Errors of ``prepare`` reach the caller as raised; the
         metrics see the graph run only.
@@ -183,7 +187,7 @@ class DynamicBatcher:
         def job() -> tuple[Arrays, int, float]:
             arrays = self.stacker([prepare()])
             start = time.perf_counter()
-            outputs = self.runner(arrays)
+            outputs = self.alone_runner(arrays)
             return outputs, len(next(iter(arrays.values()))), time.perf_counter() - start
 
         self._inflight += 1  # before the first await: no other request sees it idle

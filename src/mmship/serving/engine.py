@@ -42,6 +42,9 @@ class GraphRunner:
     file: GraphFile | None = None
     #: Calls the session serves at once (its runtime's streams; 1: one at a time).
     streams: int = 1
+    #: With streams: a second session of the same graph on every thread, for a request that
+    #: runs alone (:meth:`lone`), so streams cost no latency at low load.
+    alone: GraphSession | None = None
 
     @property
     def precision(self) -> str:
@@ -49,9 +52,16 @@ class GraphRunner:
         return self.file.precision if self.file is not None else "fp32"
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self._run(self.session, feeds)
+
+    def lone(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run a request that runs alone: on :attr:`alone` (every thread) when there is one."""
+        return self._run(self.alone or self.session, feeds)
+
+    def _run(self, session: GraphSession, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         feeds = {s.name: feeds[s.name] for s in self.inputs}
         with self.gate if self.gate is not None else contextlib.nullcontext():
-            return self.session.run(feeds, [s.name for s in self.outputs])
+            return session.run(feeds, [s.name for s in self.outputs])
 
 
 def choose_accelerator(asked: str | None, bundle_default: str, runtime: InferenceRuntime) -> tuple[str, list[str]]:
@@ -98,6 +108,12 @@ def _load_towers(
     return {spec.name: session for spec, session in zip(graph_specs, sessions)}
 
 
+def _streamed(graph_specs: list[GraphSpec], files: dict[str, GraphFile], runtimes: dict[str, InferenceRuntime],
+              streams: int) -> list[GraphSpec]:
+    """The graphs that run on streams (and so get a second session for lone requests)."""
+    return [g for g in graph_specs if graph_streams(runtimes[files[g.name].runtime], streams) > 1]
+
+
 class Engine:
     """Sessions for every graph of a bundle, one variant per tower (see the module doc)."""
 
@@ -132,6 +148,8 @@ class Engine:
         specs = {s.name: s for s in (*manifest.inputs, *manifest.outputs)}
         self.graphs: dict[str, GraphRunner] = {}
         sessions = _load_towers(bundle, manifest.graph_specs, files, loaded, self.threads, self.accelerator, streams)
+        streamed = _streamed(manifest.graph_specs, files, loaded, streams)
+        alone = _load_towers(bundle, streamed, files, loaded, self.threads, self.accelerator) if streamed else {}
         single = sorted({f.runtime for f in files.values() if graph_streams(loaded[f.runtime], streams) < streams})
         if streams > 1 and single:
             self.notes.append(
@@ -148,6 +166,7 @@ class Engine:
                 gate=gate,
                 file=file,
                 streams=graph_streams(loaded[file.runtime], streams),
+                alone=alone.get(graph_spec.name),
             )
 
     @property
@@ -171,3 +190,5 @@ class Engine:
         for graph in self.graphs.values():
             for batch in batch_sizes:
                 graph(example_feeds(graph.inputs, batch=batch))
+            if graph.alone is not None:
+                graph.lone(example_feeds(graph.inputs, batch=1))

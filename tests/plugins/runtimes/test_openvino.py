@@ -206,6 +206,12 @@ def test_streams_split_openvino_graphs_and_leave_onnxruntime_graphs_one_at_a_tim
             compiled = runner.session.compiled
             assert runner.streams == streams
             assert (compiled.get_property("NUM_STREAMS"), str(compiled.get_property("PERFORMANCE_HINT"))) == (streams, hint)
+            if streams == 1:
+                assert runner.alone is None
+            else:  # a lone request runs on a one-stream session with every thread
+                alone = runner.alone.compiled
+                assert (alone.get_property("NUM_STREAMS"), str(alone.get_property("PERFORMANCE_HINT"))) == (1, "LATENCY")
+                assert alone.get_property("INFERENCE_NUM_THREADS") == 2
         assert not any("streams" in note for note in engine.notes)
     ort = Engine(bundle, runtime="onnxruntime", precision="fp32", streams=2)
     assert {runner.streams for runner in ort.graphs.values()} == {1}

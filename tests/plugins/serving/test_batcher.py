@@ -387,3 +387,27 @@ def test_with_two_streams_a_failing_batch_still_fails_only_its_request():
         else:
             assert float(outcome["y"][0, 0]) == 2 * value
     assert float(after["y"][0, 0]) == 14.0
+
+
+def test_a_lone_request_runs_on_the_alone_runner_and_batches_on_the_streams():
+    used: list[str] = []
+
+    def streams(feeds):
+        used.append(f"streams {len(feeds['x'])}")
+        return {"y": feeds["x"] * 2}
+
+    def every_thread(feeds):
+        used.append(f"alone {len(feeds['x'])}")
+        return {"y": feeds["x"] * 2}
+
+    async def main():
+        batcher = DynamicBatcher("g", streams, max_batch_size=4, concurrency=2, alone_runner=every_thread)
+        batcher.start()
+        alone = await batcher.run_alone(lambda: {"x": np.array([[1.0]], np.float32)}, 5)
+        queued = await batcher.submit({"x": np.array([[2.0], [3.0]], np.float32)}, 5)
+        await batcher.stop()
+        return alone, queued
+
+    alone, queued = run_async(main())
+    assert float(alone["y"][0, 0]) == 2.0 and queued["y"][:, 0].tolist() == [4.0, 6.0]
+    assert used == ["alone 1", "streams 2"]

@@ -64,8 +64,9 @@ def _add_serve(app: typer.Typer) -> None:
         threads: int | None = typer.Option(None, "--threads", help="Threads per graph session (default: all cores)."),
         streams: int = typer.Option(
             1, "--streams", min=1,
-            help="Batches each OpenVINO graph runs at once, the threads split between them (throughput under load, "
-            "at some cost to a lone request's latency); onnxruntime graphs run one at a time.",
+            help="Batches each OpenVINO graph runs at once, the threads split between them (throughput under load on "
+            "shared cores; a lone request still runs on every thread, on a second session: more memory); "
+            "onnxruntime graphs run one at a time.",
         ),
         run_slots: int | None = typer.Option(
             None, "--run-slots", min=0,
