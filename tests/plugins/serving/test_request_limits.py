@@ -134,7 +134,11 @@ def test_a_body_of_millions_of_elements_does_not_stall_the_probes(server, model)
             time.sleep(0.01)
     worker.join()
     assert answer["response"].status_code == 400 and "4000000 items" in answer["response"].json()["error"]
-    assert worst < 0.5, f"a liveness probe waited {worst:.2f} s while the body was decoded"
+    # The decoding takes 12-15 s here; a loop blocked by it would keep a probe that long. A
+    # probe answered within Kubernetes' default probe timeout (1 s) passes: 0.08-0.2 s is
+    # usual, and a CI run on this VM (CPU steal, a garbage collection over the millions of
+    # elements) once saw 0.74 s.
+    assert worst < 1.0, f"a liveness probe waited {worst:.2f} s while the body was decoded"
     still_serving(server)
 
 
