@@ -338,8 +338,13 @@ class ImagePreprocessor:
         """One image -> float32 ``[3, H, W]``."""
         opened = self.open(image, where)
         self.size_of(opened, where)
-        target = resize_target(opened.height, opened.width, self.spec)  # the header's size
-        return self.values(self.geometry(self.rgb(opened, where, target), target))
+        return self.values(self._decoded_geometry(opened, where))
+
+    def _decoded_geometry(self, opened: Image.Image, where: str) -> np.ndarray:
+        """Decode, convert and resize/crop an opened image, the resize target taken from
+        the size its header declares (a scaled decode makes the decoded image smaller)."""
+        target = resize_target(opened.height, opened.width, self.spec)
+        return self.geometry(self.rgb(opened, where, target), target)
 
     def preprocess_images(self, images: Sequence[ImageInput], deadline: float | None = None) -> np.ndarray:
         """A batch of images -> float32 ``[N, 3, H, W]``.
@@ -362,8 +367,7 @@ class ImagePreprocessor:
         out = np.empty((len(images), 3, *size), dtype=np.float32) if size is not None else None
         for i, (image, where) in enumerate(zip(opened, names)):
             check_deadline(deadline, f"preprocessing image {i} of {len(images)}")
-            target = resize_target(image.height, image.width, self.spec)  # the header's size
-            pixels = self.geometry(self.rgb(image, where, target), target)
+            pixels = self._decoded_geometry(image, where)
             if out is None:
                 arrays.append(self.values(pixels))
             elif pixels.shape[:2] != size:  # cannot happen with a crop; kept as a guard

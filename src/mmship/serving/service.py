@@ -123,7 +123,7 @@ class ModelService:
         return DynamicBatcher(
             graph.spec.name, graph, max_batch_size=self.max_batch_size, max_delay_ms=self.max_delay_ms,
             max_queue_rows=self.settings.max_queue_rows, stacker=stacker, observer=self.metrics.observer(),
-            concurrency=graph.streams, alone_runner=graph.lone if graph.alone is not None else None,
+            concurrency=graph.streams, alone_runner=graph.lone,
         )
 
     async def start(self) -> None:
